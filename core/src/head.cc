@@ -58,12 +58,7 @@ Result<std::shared_ptr<Head>> Head::Create(Config config, const HeadTemplate& pe
   if (auto valid = config.options.Validate(); !valid) {
     return MakeError(Errc::kInvalidArgument, fmt::format("head '{}': {}", config.name, valid.error().message()));
   }
-  std::shared_ptr<Head> head(new Head(std::move(config), personality, control, std::move(on_removed)));
-  std::lock_guard lock(head->mu_);
-  // A head without paths starts its no-path episode now, so that a head nobody ever gives a path still goes away.
-  bool removed = head->PublishLocked();
-  (void)removed;  // only reachable with a path that has gone; a new head has none and keeps queueing or fails
-  return head;
+  return std::shared_ptr<Head>(new Head(std::move(config), personality, control, std::move(on_removed)));
 }
 
 Head::Head(Config config, const HeadTemplate& personality, Executor& control, RemovedCallback on_removed)
@@ -71,7 +66,12 @@ Head::Head(Config config, const HeadTemplate& personality, Executor& control, Re
       personality_(personality),
       control_(control),
       on_removed_(std::move(on_removed)),
-      options_(config_.options) {}
+      options_(config_.options) {
+  // Until its first path arrives a head fails I/O; it can only remove itself once it has had a path to lose.
+  state_ = HeadState::kFailing;
+  snapshot_.options = options_;
+  snapshot_.no_path_status = IoStatus::Of(Errc::kNoPath, "no usable path");
+}
 
 Head::~Head() {
   if (window_timer_ != 0) control_.Cancel(window_timer_);
@@ -135,6 +135,7 @@ Result<PathId> Head::AddPath(const DeviceInfo& info, std::unique_ptr<PathDriver>
 
   PathId id = next_path_id_++;
   paths_.push_back(std::make_shared<Path>(id, slot, info, std::move(driver)));
+  had_path_ = true;
   bool removed = PublishLocked();
   lock.unlock();
   if (removed) AnnounceRemoval();
@@ -331,7 +332,7 @@ bool Head::PublishLocked() {
         window_expired_ = true;
       }
     }
-    if (paths_.empty() && !window_open_) {
+    if (paths_.empty() && had_path_ && !window_open_) {
       removed_ = true;
       removed_now = true;
       state_ = HeadState::kRemoved;

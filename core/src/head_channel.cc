@@ -167,13 +167,16 @@ void HeadChannel::Refresh() {
     }
     next.push_back(std::move(lane));
   }
+  bool any_idle = false;
   for (auto& lane : lanes_) {
     if (!lane) continue;
     lane->usable = false;
     lane->retired = true;
-    if (lane->in_flight > 0) retired_.push_back(std::move(lane));
+    any_idle = any_idle || lane->in_flight == 0;
+    retired_.push_back(std::move(lane));  // freed by the purge, never here: a caller up the stack may hold it
   }
   lanes_ = std::move(next);
+  if (any_idle) SchedulePurge();
 
   usable_.clear();
   for (auto& lane : lanes_) {
@@ -253,6 +256,7 @@ void HeadChannel::Route(IoRequest& io) {
   }
   if (queue_when_no_path_) {
     counters_->AddRequeue();
+    io.excluded_ = 0;  // whatever path comes back starts a fresh round, even one this I/O failed on before
     requeue_.PushBack(io);
     return;
   }
@@ -351,6 +355,8 @@ void HeadChannel::HandlePathDone(IoRequest& io) {
 }
 
 void HeadChannel::HandleFailure(IoRequest& io, Lane& lane) {
+  // Decide on the head's current view: the failure may be the first news of a change already published.
+  if (head_->generation() != seen_generation_) Refresh();
   lane.counters->AddError();
   const Decision decision = personality_.Classify(io, io.status, *lane.path);
   const bool passthrough = io.op == IoOp::kPassthrough;
@@ -439,8 +445,20 @@ void HeadChannel::AgeLatencies() {
 }
 
 void HeadChannel::ReleaseLaneIfIdle(Lane& lane) {
-  if (!lane.retired || lane.in_flight != 0) return;
-  std::erase_if(retired_, [&](const auto& l) { return l.get() == &lane; });
+  if (lane.retired && lane.in_flight == 0) SchedulePurge();
+}
+
+void HeadChannel::SchedulePurge() {
+  if (purge_posted_) return;
+  // Lanes are freed from a task of their own, never inside a completion: a lane may own the last reference to a
+  // driver that is still inside the call completing a request.
+  purge_posted_ = true;
+  executor_.Post([weak = weak_from_this()] {
+    if (auto channel = weak.lock()) {
+      channel->purge_posted_ = false;
+      std::erase_if(channel->retired_, [](const auto& lane) { return lane->in_flight == 0; });
+    }
+  });
 }
 
 void HeadChannel::Finish(IoRequest& io, IoStatus status) {

@@ -154,6 +154,7 @@ class Head : public std::enable_shared_from_this<Head> {
   HeadSnapshot snapshot_;
   HeadState state_ = HeadState::kQueueing;
   bool removed_ = false;
+  bool had_path_ = false;
   bool window_open_ = false;           // the delayed-removal window of the current no-path episode is running
   bool window_expired_ = false;        // ...and has run out
   std::uint64_t window_serial_ = 0;    // identifies the episode a window timer belongs to

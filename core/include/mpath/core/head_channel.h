@@ -72,6 +72,7 @@ class HeadChannel : public std::enable_shared_from_this<HeadChannel> {
   void CheckLatency(Lane& lane);
   void AgeLatencies();
   void ReleaseLaneIfIdle(Lane& lane);
+  void SchedulePurge();
   [[nodiscard]] IoStatus Validate(const IoRequest& io) const;
 
   // Constant after construction.
@@ -101,6 +102,7 @@ class HeadChannel : public std::enable_shared_from_this<HeadChannel> {
   TimerId delay_timer_ = 0;
   TimePoint delay_timer_at_{};
   bool draining_ = false;
+  bool purge_posted_ = false;
 };
 
 }  // namespace mpath
