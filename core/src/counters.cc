@@ -13,7 +13,8 @@ std::uint64_t LatencyHistogram::count() const {
 Nanos LatencyHistogram::Quantile(double p) const {
   std::uint64_t total = count();
   if (total == 0) return Nanos(0);
-  auto rank = static_cast<std::uint64_t>(std::ceil(p * static_cast<double>(total)));
+  // The epsilon keeps a decimal quantile such as 0.07 from landing one rank high through binary rounding.
+  auto rank = static_cast<std::uint64_t>(std::ceil(p * static_cast<double>(total) - 1e-9));
   if (rank == 0) rank = 1;
   std::uint64_t seen = 0;
   for (std::size_t b = 0; b < kBuckets; ++b) {

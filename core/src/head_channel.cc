@@ -48,8 +48,8 @@ bool ModifiesData(IoOp op) { return op == IoOp::kWrite || op == IoOp::kWriteZero
 // A channel ages the latency estimate of paths it has not heard from in this many I/Os, so that a path once slow is
 // tried again instead of being shunned forever on a stale figure.
 constexpr std::uint32_t kAgingInterval = 4096;
-// Latency-based marginal detection looks at a path every this many completions, once it has this many samples.
-constexpr std::uint32_t kLatencyCheckInterval = 64;
+// Latency-based marginal detection looks at a path every this many latency samples, once it has this many.
+constexpr std::uint32_t kLatencyCheckInterval = 8;
 constexpr std::uint32_t kLatencyMinSamples = 16;
 
 }  // namespace
@@ -104,7 +104,9 @@ HeadChannel::HeadChannel(std::shared_ptr<Head> head, Executor& executor, int loc
       clock_(executor.clock()),
       locality_(locality),
       personality_(head_->personality()),
-      counters_(head_->NewCounterCell()) {}
+      counters_(head_->NewCounterCell()),
+      capacity_bytes_(head_->capacity_bytes()),
+      block_mask_(head_->block_size() - 1) {}
 
 HeadChannel::~HeadChannel() {
   assert(in_flight_ == 0 && "a channel must outlive the I/O it has in flight");
@@ -138,6 +140,7 @@ void HeadChannel::Refresh() {
   seen_generation_ = snapshot.generation;
   options_ = snapshot.options;
   policy_ = options_.policy;
+  sample_mask_ = options_.latency_sample_interval - 1;
   queue_when_no_path_ = snapshot.queue_when_no_path;
   no_path_status_ = snapshot.no_path_status;
 
@@ -200,13 +203,11 @@ IoStatus HeadChannel::Validate(const IoRequest& io) const {
       [[fallthrough]];
     case IoOp::kWriteZeroes:
     case IoOp::kDiscard: {
-      const std::uint64_t block_mask = head_->block_size() - 1;
       if (io.length == 0) return IoStatus::Of(Errc::kInvalidArgument, "zero-length I/O");
-      if (((io.offset | io.length) & block_mask) != 0) {
+      if (((io.offset | io.length) & block_mask_) != 0) {
         return IoStatus::Of(Errc::kInvalidArgument, "I/O not aligned to the block size");
       }
-      const std::uint64_t capacity = head_->capacity_bytes();
-      if (io.offset > capacity || io.length > capacity - io.offset) {
+      if (io.offset > capacity_bytes_ || io.length > capacity_bytes_ - io.offset) {
         return IoStatus::Of(Errc::kOutOfRange, "I/O beyond the end of the device");
       }
       return IoStatus::Ok();
@@ -240,6 +241,10 @@ void HeadChannel::Submit(IoRequest& io) {
 }
 
 void HeadChannel::Route(IoRequest& io) {
+  if (cached_ != nullptr && io.excluded_ == 0 && policy_ == IoPolicyKind::kNuma) [[likely]] {
+    Issue(io, *cached_);
+    return;
+  }
   if (Lane* lane = Select(io)) [[likely]] {
     Issue(io, *lane);
     return;
@@ -323,8 +328,13 @@ void HeadChannel::Issue(IoRequest& io, Lane& lane) {
   ++lane.in_flight;
   ++in_flight_;
   io.lane_ = &lane;
-  io.issued_at_ = clock_.Now();
-  if (io.submitted_at_ == TimePoint{}) io.submitted_at_ = io.issued_at_;
+  // Measure while the path is new (so its estimate forms quickly), then one I/O in latency_sample_interval.
+  if (lane.samples < kLatencyMinSamples || (++issue_count_ & sample_mask_) == 0) {
+    io.issued_at_ = clock_.Now();
+    if (io.submitted_at_ == TimePoint{}) io.submitted_at_ = io.issued_at_;
+  } else {
+    io.issued_at_ = TimePoint{};
+  }
   io.RouteCompletion(&HeadChannel::OnPathDone, this);
   lane.driver->Submit(io);
 }
@@ -339,17 +349,22 @@ void HeadChannel::HandlePathDone(IoRequest& io) {
     HandleFailure(io, lane);
     return;
   }
-  const TimePoint now = clock_.Now();
-  const Nanos latency = now - io.issued_at_;
   const std::uint64_t bytes = (io.op == IoOp::kRead || io.op == IoOp::kWrite) ? io.length : 0;
-  lane.counters->AddIo(bytes, latency);
-  counters_->AddIo(bytes, now - io.submitted_at_);
   if (lane.failures != 0) [[unlikely]] lane.RecordOutcome(false, options_.marginal.window);
-  const std::int64_t sample = latency.count();
-  lane.ewma_ns = lane.samples == 0 ? sample : lane.ewma_ns + ((sample - lane.ewma_ns) >> 3);
-  if (lane.samples < kLatencyMinSamples) ++lane.samples;
-  ++lane.completions_since_aging;
-  if (++lane.completions_since_check >= kLatencyCheckInterval) [[unlikely]] CheckLatency(lane);
+  if (io.issued_at_ == TimePoint{}) {
+    lane.counters->AddIo(bytes);
+    counters_->AddIo(bytes);
+  } else {
+    const TimePoint now = clock_.Now();
+    const Nanos latency = now - io.issued_at_;
+    lane.counters->AddIo(bytes, latency);
+    counters_->AddIo(bytes, io.submitted_at_ == TimePoint{} ? latency : now - io.submitted_at_);
+    const std::int64_t sample = latency.count();
+    lane.ewma_ns = lane.samples == 0 ? sample : lane.ewma_ns + ((sample - lane.ewma_ns) >> 3);
+    if (lane.samples < kLatencyMinSamples) ++lane.samples;
+    ++lane.completions_since_aging;
+    if (++lane.completions_since_check >= kLatencyCheckInterval) [[unlikely]] CheckLatency(lane);
+  }
   ReleaseLaneIfIdle(lane);
   io.CompleteToSubmitter(IoStatus::Ok());
 }

@@ -1,5 +1,6 @@
 #include "mpath/core/head_options.h"
 
+#include <bit>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -46,6 +47,10 @@ Result<void> HeadOptions::Validate() const {
   MPATH_TRY(RequireNonNegative(failover_round_backoff, "failover round backoff"));
   if (max_failover_rounds == 0) {
     return MakeError(Errc::kInvalidArgument, "max failover rounds must be at least 1");
+  }
+  if (latency_sample_interval == 0 || !std::has_single_bit(latency_sample_interval)) {
+    return MakeError(Errc::kInvalidArgument, fmt::format("latency sample interval must be a power of two (got {})",
+                                                         latency_sample_interval));
   }
   MPATH_TRY(marginal.Validate());
   return {};

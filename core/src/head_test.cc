@@ -160,5 +160,33 @@ TEST(Head, CountersSumEveryChannel) {
   EXPECT_EQ(total.latency.count(), 3u);
 }
 
+TEST(Head, LatencyIsMeasuredOnEveryIoOfANewPathThenSampled) {
+  HeadOptions options;
+  options.latency_sample_interval = 16;
+  HeadFixture f(options);
+  f.AddPath("a");
+  for (std::size_t i = 0; i < 16 + 160; ++i) f.Submit(i);
+  IoCounters c = f.head().Counters();
+  EXPECT_EQ(c.ios, 176u);
+  EXPECT_EQ(c.latency.count(), 16u + 10u) << "16 warm-up samples, then one in 16";
+
+  HeadOptions every;
+  every.latency_sample_interval = 1;
+  HeadFixture g(every);
+  g.AddPath("a");
+  for (std::size_t i = 0; i < 100; ++i) g.Submit(i);
+  EXPECT_EQ(g.head().Counters().latency.count(), 100u);
+}
+
+TEST(Head, LatencySampleIntervalMustBeAPowerOfTwo) {
+  for (std::uint32_t bad : {0u, 3u, 12u}) {
+    HeadOptions options;
+    options.latency_sample_interval = bad;
+    auto valid = options.Validate();
+    ASSERT_FALSE(valid) << bad;
+    EXPECT_NE(valid.error().message().find("latency sample interval"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace mpath

@@ -36,7 +36,7 @@ struct IoCounters {
   std::uint64_t requeues = 0;          // I/Os parked while no path was usable
   std::uint64_t no_path_failures = 0;  // I/Os failed because no path was usable in time
   std::uint64_t retries = 0;           // same-path retries
-  LatencyHistogram latency;
+  LatencyHistogram latency;  // sampled (HeadOptions::latency_sample_interval): its count may be below `ios`
 
   void Merge(const IoCounters& other);
 };
@@ -45,9 +45,13 @@ struct IoCounters {
 class IoCounterCell {
  public:
   void AddIo(std::uint64_t bytes, Nanos latency) {
+    AddIo(bytes);
+    Bump(latency_[LatencyHistogram::BucketOf(latency)], 1);
+  }
+  // An I/O whose latency was not sampled.
+  void AddIo(std::uint64_t bytes) {
     Bump(ios_, 1);
     Bump(bytes_, bytes);
-    Bump(latency_[LatencyHistogram::BucketOf(latency)], 1);
   }
   void AddError() { Bump(errors_, 1); }
   void AddFailover() { Bump(failovers_, 1); }

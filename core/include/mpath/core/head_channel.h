@@ -82,6 +82,8 @@ class HeadChannel : public std::enable_shared_from_this<HeadChannel> {
   const int locality_;
   const HeadTemplate& personality_;
   const std::shared_ptr<IoCounterCell> counters_;
+  const std::uint64_t capacity_bytes_;
+  const std::uint64_t block_mask_;
 
   // Thread-confined state.
   std::uint64_t seen_generation_ = 0;
@@ -96,6 +98,8 @@ class HeadChannel : public std::enable_shared_from_this<HeadChannel> {
   Lane* cached_ = nullptr;                       // numa: the chosen path until something changes
   std::uint32_t rr_cursor_ = 0;
   std::uint32_t ios_since_aging_ = 0;
+  std::uint32_t sample_mask_ = 0;    // latency_sample_interval - 1
+  std::uint32_t issue_count_ = 0;
   std::size_t in_flight_ = 0;
   IoList requeue_;                               // waiting for a usable path, in arrival order
   std::vector<IoRequest*> delayed_;              // waiting for resume_at_ (retries, quiesce, backoff)

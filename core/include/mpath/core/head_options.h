@@ -38,6 +38,10 @@ struct HeadOptions {
   // at most this many rounds, before its last error is surfaced.
   std::uint32_t max_failover_rounds = 4;
   Nanos failover_round_backoff = 20ms;
+  // Completion latency (for service-time, latency-marginal detection and the histograms) is measured on every I/O
+  // of a path until it has a few samples, then on one I/O in this many: a clock read costs about as much as the rest
+  // of the head's per-I/O work put together. A power of two; 1 measures every I/O.
+  std::uint32_t latency_sample_interval = 16;
   // Driver context bytes every request carries; a path whose driver needs more is refused.
   std::size_t request_context_size = 256;
   MarginalOptions marginal;
