@@ -22,11 +22,8 @@ TEST(Head, BecomesLiveWithItsFirstUsablePath) {
 TEST(Head, RefusesAPathWhoseGeometryDisagreesAndStaysAsItWas) {
   HeadFixture f;
   f.AddPath("a");
-  DeviceInfo info;
-  info.name = "odd";
-  info.identity = f.head().identity();
+  DeviceInfo info = f.DescribePath("odd");
   info.capacity_bytes = HeadFixture::kCapacity * 2;
-  info.block_size = HeadFixture::kBlock;
   auto bigger = f.head().AddPath(info, std::make_unique<NullPath>());
   ASSERT_FALSE(bigger);
   EXPECT_EQ(bigger.error().code(), Errc::kMismatch);
@@ -52,10 +49,7 @@ TEST(Head, RefusesAPathWhoseGeometryDisagreesAndStaysAsItWas) {
 TEST(Head, RefusesTheSamePathNameTwice) {
   HeadFixture f;
   f.AddPath("a");
-  DeviceInfo info;
-  info.name = "a";
-  info.identity = f.head().identity();
-  info.capacity_bytes = HeadFixture::kCapacity;
+  DeviceInfo info = f.DescribePath("a");
   auto again = f.head().AddPath(info, std::make_unique<NullPath>());
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), Errc::kAlreadyExists);

@@ -121,18 +121,23 @@ TEST(Marginal, ProbesSkipAPathThatIsDown) {
   EXPECT_TRUE(f.head().FindPath(bad)->marginal());
 }
 
-TEST(Marginal, AFarSlowerPathIsMarkedForLatency) {
-  HeadFixture f(RoundRobin());
-  PathId slow = f.AddPath("slow", AccessState::kOptimized, NullPath::Mode::kDelayed);
-  PathId fast = f.AddPath("fast", AccessState::kOptimized, NullPath::Mode::kDelayed);
-  f.driver(slow).SetLatency(100ms);
-  f.driver(fast).SetLatency(1ms);
-  // Keep both paths busy for a few seconds of simulated time.
+// Two delayed paths with the given latencies, kept busy with 400 I/Os over a second of simulated time.
+std::pair<PathId, PathId> RunTwoPathsBusy(HeadFixture& f, Nanos first_latency, Nanos second_latency) {
+  PathId first = f.AddPath("first", AccessState::kOptimized, NullPath::Mode::kDelayed);
+  PathId second = f.AddPath("second", AccessState::kOptimized, NullPath::Mode::kDelayed);
+  f.driver(first).SetLatency(first_latency);
+  f.driver(second).SetLatency(second_latency);
   for (std::size_t i = 0; i < 400; ++i) {
     f.Submit(i);
     if (i % 8 == 7) f.executor().Advance(2ms);
   }
   f.executor().Advance(1s);
+  return {first, second};
+}
+
+TEST(Marginal, AFarSlowerPathIsMarkedForLatency) {
+  HeadFixture f(RoundRobin());
+  auto [slow, fast] = RunTwoPathsBusy(f, 100ms, 1ms);
   EXPECT_EQ(f.head().FindPath(slow)->marginal_reason(), MarginalReason::kLatency);
   EXPECT_FALSE(f.head().FindPath(fast)->marginal());
   EXPECT_EQ(f.log().entries.size(), 400u);
@@ -146,15 +151,7 @@ TEST(Marginal, AFarSlowerPathIsMarkedForLatency) {
 
 TEST(Marginal, UniformlySlowPathsAreNotMarginal) {
   HeadFixture f(RoundRobin());
-  PathId a = f.AddPath("a", AccessState::kOptimized, NullPath::Mode::kDelayed);
-  PathId b = f.AddPath("b", AccessState::kOptimized, NullPath::Mode::kDelayed);
-  f.driver(a).SetLatency(80ms);
-  f.driver(b).SetLatency(100ms);
-  for (std::size_t i = 0; i < 400; ++i) {
-    f.Submit(i);
-    if (i % 8 == 7) f.executor().Advance(2ms);
-  }
-  f.executor().Advance(1s);
+  auto [a, b] = RunTwoPathsBusy(f, 80ms, 100ms);
   EXPECT_FALSE(f.head().FindPath(a)->marginal());
   EXPECT_FALSE(f.head().FindPath(b)->marginal());
 }

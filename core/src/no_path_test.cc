@@ -118,12 +118,7 @@ TEST(NoPath, DelayedRemovalExpiryFailsQueuedIoThenRemovesTheHead) {
   ASSERT_EQ(f.log().entries.size(), 5u);
   EXPECT_EQ(f.log().entries[4].status.code, Errc::kNoPath);
 
-  DeviceInfo info;
-  info.name = "late";
-  info.identity = f.head().identity();
-  info.capacity_bytes = HeadFixture::kCapacity;
-  info.block_size = HeadFixture::kBlock;
-  auto late = f.head().AddPath(info, std::make_unique<NullPath>());
+  auto late = f.head().AddPath(f.DescribePath("late"), std::make_unique<NullPath>());
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().code(), Errc::kRemoved);
 }

@@ -48,16 +48,22 @@ class HeadFixture {
     head_ = std::move(created).value();
   }
 
-  // Adds a null path; returns its id. `mode` kInline completes at once, kHold keeps requests until released.
-  PathId AddPath(std::string name, AccessState access = AccessState::kOptimized,
-                 NullPath::Mode mode = NullPath::Mode::kInline, int locality = kUnknownLocality,
-                 PathState state = PathState::kLive) {
+  // What a path of this head's device reports; tests alter fields to make it disagree.
+  DeviceInfo DescribePath(std::string name) const {
     DeviceInfo info;
     info.name = std::move(name);
     info.transport = "null";
     info.identity = head_->identity();
     info.capacity_bytes = kCapacity;
     info.block_size = kBlock;
+    return info;
+  }
+
+  // Adds a null path; returns its id. `mode` kInline completes at once, kHold keeps requests until released.
+  PathId AddPath(std::string name, AccessState access = AccessState::kOptimized,
+                 NullPath::Mode mode = NullPath::Mode::kInline, int locality = kUnknownLocality,
+                 PathState state = PathState::kLive) {
+    DeviceInfo info = DescribePath(std::move(name));
     info.locality = locality;
     info.initial_state = state;
     info.initial_access = access;
