@@ -16,7 +16,7 @@ class Clock {
   [[nodiscard]] virtual TimePoint Now() const = 0;
 };
 
-// The monotonic system clock.
+// The monotonic system clock. Threading: safe from any thread.
 class SteadyClock final : public Clock {
  public:
   [[nodiscard]] TimePoint Now() const override { return std::chrono::steady_clock::now(); }

@@ -59,6 +59,7 @@ struct IoStatus {
 };
 
 // Control-plane error: a class, a message naming the offending value, and the device's status when there was one.
+// Threading: a value type; const use is safe from any thread.
 class Error {
  public:
   Error(Errc code, std::string message, RawStatus raw = {}) : code_(code), message_(std::move(message)), raw_(raw) {}

@@ -15,6 +15,7 @@
 namespace mpath {
 
 // An intrusive FIFO of requests (links live in the requests, so queueing never allocates).
+// Threading: thread-confined, like the channel that owns it.
 class IoList {
  public:
   [[nodiscard]] bool empty() const { return head_ == nullptr; }

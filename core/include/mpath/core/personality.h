@@ -50,6 +50,7 @@ class HeadTemplate {
 };
 
 // Classifies on the canonical error class alone; for the null path and for devices with no richer status.
+// Threading: stateless; safe from any thread.
 class NeutralTemplate final : public HeadTemplate {
  public:
   [[nodiscard]] std::string_view protocol() const override { return "null"; }

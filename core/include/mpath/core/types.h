@@ -13,6 +13,7 @@ namespace mpath {
 
 // What makes two paths "the same device": a personality-built, printable designator such as "naa.6001405..." or
 // "eui.0025388b...". Paths are grouped into one head exactly when their identities compare equal.
+// Threading: a value type; const use is safe from any thread.
 class DeviceIdentity {
  public:
   DeviceIdentity() = default;
