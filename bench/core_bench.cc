@@ -21,6 +21,7 @@
 #include "mpath/core/path_driver.h"
 #include "mpath/core/personality.h"
 #include "mpath/core/registry.h"
+#include "mpath/testing/head_fixture.h"
 #include "mpath/core/types.h"
 
 namespace mpath::bench {
@@ -140,15 +141,7 @@ class DeferredPath final : public PathDriver {
 };
 
 DeviceInfo PathInfo(int index, int locality) {
-  DeviceInfo info;
-  info.name = "null" + std::to_string(index);
-  info.transport = "null";
-  info.identity = DeviceIdentity(kIdentity);
-  info.reports_access_states = true;
-  info.capacity_bytes = kCapacity;
-  info.block_size = kBlock;
-  info.locality = locality;
-  return info;
+  return testing::NullPathInfo("null" + std::to_string(index), DeviceIdentity(kIdentity), kCapacity, kBlock, locality);
 }
 
 // A head of `paths` paths under `policy`, with a channel opened for this thread on NUMA node 0. Paths alternate

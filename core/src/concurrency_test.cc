@@ -7,7 +7,7 @@
 
 #include "mpath/core/head.h"
 #include "mpath/core/head_channel.h"
-#include "mpath/testing/manual_executor.h"
+#include "mpath/testing/head_fixture.h"
 
 namespace mpath {
 namespace {
@@ -15,13 +15,7 @@ namespace {
 constexpr std::uint64_t kCapacity = 1 << 24;
 
 DeviceInfo NullInfo(const std::string& name, const DeviceIdentity& id, int locality) {
-  DeviceInfo info;
-  info.name = name;
-  info.transport = "null";
-  info.identity = id;
-  info.capacity_bytes = kCapacity;
-  info.locality = locality;
-  return info;
+  return testing::NullPathInfo(name, id, kCapacity, 512, locality);
 }
 
 TEST(Concurrency, RuntimeChangesUnderLoadLoseNothing) {

@@ -16,7 +16,7 @@
 #include "mpath/core/head_channel.h"
 #include "mpath/core/path_driver.h"
 #include "mpath/core/personality.h"
-#include "mpath/testing/manual_executor.h"
+#include "mpath/testing/head_fixture.h"
 
 namespace mpath {
 namespace {
@@ -230,11 +230,7 @@ class HeadCountersTest : public ::testing::Test {
 
   std::pair<PathId, NullPath*> AddPath(std::string name, NullPath::Mode mode = NullPath::Mode::kInline,
                                        Nanos latency = Nanos(0)) {
-    DeviceInfo info;
-    info.name = std::move(name);
-    info.identity = DeviceIdentity(kIdentity);
-    info.capacity_bytes = kCapacity;
-    info.block_size = kBlock;
+    DeviceInfo info = testing::NullPathInfo(std::move(name), DeviceIdentity(kIdentity), kCapacity, kBlock);
     auto driver = std::make_unique<NullPath>(mode, &executor_, latency);
     NullPath* raw = driver.get();
     PathId id = head_->AddPath(info, std::move(driver)).value();

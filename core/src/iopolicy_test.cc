@@ -15,7 +15,7 @@
 #include "mpath/core/io_request.h"
 #include "mpath/core/path_driver.h"
 #include "mpath/core/personality.h"
-#include "mpath/testing/manual_executor.h"
+#include "mpath/testing/head_fixture.h"
 
 namespace mpath {
 namespace {
@@ -57,13 +57,7 @@ class PolicyHarness {
   AddedPath AddPath(std::string name, int locality, AccessState access = AccessState::kOptimized,
                     PathState state = PathState::kLive, NullPath::Mode mode = NullPath::Mode::kInline,
                     Nanos latency = Nanos(0)) {
-    DeviceInfo info;
-    info.name = std::move(name);
-    info.transport = "null";
-    info.identity = DeviceIdentity(kIdentity);
-    info.capacity_bytes = kCapacity;
-    info.block_size = kBlock;
-    info.locality = locality;
+    DeviceInfo info = testing::NullPathInfo(std::move(name), DeviceIdentity(kIdentity), kCapacity, kBlock, locality);
     info.initial_state = state;
     info.initial_access = access;
     auto driver = std::make_unique<NullPath>(mode, &executor_, latency);

@@ -14,6 +14,20 @@
 
 namespace mpath::testing {
 
+// What a null path of device `identity` reports; tests and benchmarks alter fields from here.
+inline DeviceInfo NullPathInfo(std::string name, const DeviceIdentity& identity, std::uint64_t capacity_bytes,
+                               std::uint32_t block_size = 512, int locality = kUnknownLocality) {
+  DeviceInfo info;
+  info.name = std::move(name);
+  info.transport = "null";
+  info.identity = identity;
+  info.reports_access_states = true;
+  info.capacity_bytes = capacity_bytes;
+  info.block_size = block_size;
+  info.locality = locality;
+  return info;
+}
+
 // Records every completion with its order; each request may complete once only.
 // Threading: thread-confined to the channel's thread.
 class CompletionLog {
@@ -50,13 +64,7 @@ class HeadFixture {
 
   // What a path of this head's device reports; tests alter fields to make it disagree.
   DeviceInfo DescribePath(std::string name) const {
-    DeviceInfo info;
-    info.name = std::move(name);
-    info.transport = "null";
-    info.identity = head_->identity();
-    info.capacity_bytes = kCapacity;
-    info.block_size = kBlock;
-    return info;
+    return NullPathInfo(std::move(name), head_->identity(), kCapacity, kBlock);
   }
 
   // Adds a null path; returns its id. `mode` kInline completes at once, kHold keeps requests until released.
