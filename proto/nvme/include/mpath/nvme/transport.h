@@ -47,6 +47,18 @@ class NvmeCommand {
     delivery = Delivery::kDelivered;
     cqe = {};
   }
+  // For decorators that must see the answer before the submitter does: installs `next` and returns the hook it
+  // replaced, which the decorator restores before it finishes the command itself.
+  struct Hook {
+    NvmeCallback callback = nullptr;
+    void* arg = nullptr;
+  };
+  Hook ExchangeHook(Hook next) {
+    Hook previous{done_, done_arg_};
+    done_ = next.callback;
+    done_arg_ = next.arg;
+    return previous;
+  }
   // For transports: hand the completed command back. Exactly once per Submit, inside Submit or on `executor`.
   void Finish() { done_(*this, done_arg_); }
 
