@@ -6,10 +6,12 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "mpath/scsi/spec/pr.h"
 #include "mpath/scsi/spec/status.h"
 
 namespace mpath::scsi::fake {
@@ -38,7 +40,7 @@ enum class AccessKind : std::uint8_t {
 };
 
 struct PrCapabilities {
-  bool all_target_ports = true;   // ATP_C: ALL_TG_PT accepted
+  bool all_target_ports = true;            // ATP_C: ALL_TG_PT accepted
   bool persist_through_power_loss = true;  // PTPL_C: APTPL accepted
 };
 
@@ -46,7 +48,7 @@ struct PrCapabilities {
 struct PrAnswer {
   spec::Status status = spec::Status::kGood;
   spec::SenseCode sense{};
-  std::uint32_t transferred = 0;              // PR IN: bytes placed in the data-in buffer
+  std::uint32_t transferred = 0;               // PR IN: bytes placed in the data-in buffer
   std::vector<UnitAttention> unit_attentions;  // to queue on other nexuses
 };
 
@@ -73,21 +75,46 @@ class PersistentReservations {
 
  private:
   struct Registration {
-    NexusId nexus;           // relative_target_port == kEveryTargetPort for an ALL_TG_PT registration
+    NexusId nexus;  // relative_target_port == kEveryTargetPort for an ALL_TG_PT registration
     std::uint64_t key = 0;
   };
   struct Reservation {
-    NexusId holder;          // for the all-registrants types every registrant holds it; `holder` is who reserved
-    std::uint8_t type = 0;   // SPC-5 Table 221 TYPE code
+    NexusId holder;  // the I_T nexus that reserved; for the all-registrants types every registrant holds it
+    spec::PrType type = spec::PrType::kWriteExclusive;
+  };
+  // One decoded PERSISTENT RESERVE OUT: CDB fields and the basic parameter list (REGISTER AND MOVE reads its own).
+  struct OutRequest {
+    const NexusId& nexus;
+    std::uint8_t scope;
+    std::uint8_t type;
+    spec::PrOutParameterList list;
   };
 
-  // Implementation-private helpers live in the .cc.
+  PrAnswer Register(const OutRequest& request, bool ignore_existing_key);
+  PrAnswer Reserve(const OutRequest& request);
+  PrAnswer Release(const OutRequest& request);
+  PrAnswer Clear(const OutRequest& request);
+  PrAnswer Preempt(const OutRequest& request);
+  PrAnswer RegisterAndMove(const NexusId& nexus, std::span<const std::byte> parameters);
+
+  std::vector<std::byte> ReadKeys() const;
+  std::vector<std::byte> ReadReservation() const;
+  std::vector<std::byte> ReportCapabilities() const;
+  std::vector<std::byte> ReadFullStatus() const;
+
+  // The registration `nexus` acts under: its own, else its initiator port's ALL_TG_PT one; npos when unregistered.
+  [[nodiscard]] std::size_t Find(const NexusId& nexus) const;
+  [[nodiscard]] bool IsHolder(const NexusId& nexus) const;
+  // Whether registration `index` is (one of) the reservation holder(s).
+  [[nodiscard]] bool HoldsReservation(std::size_t index) const;
+  // Removes registration `index` as an unregistration would, releasing the reservation per SPC-5 §5.14.11.2.3.
+  void Unregister(std::size_t index, PrAnswer& answer);
+
   PrCapabilities capabilities_;
   std::uint32_t generation_ = 0;
   bool aptpl_ = false;
-  std::vector<Registration> registrations_;
-  bool reserved_ = false;
-  Reservation reservation_;
+  std::vector<Registration> registrations_;  // in registration order, which READ KEYS and READ FULL STATUS keep
+  std::optional<Reservation> reservation_;
 };
 
 }  // namespace mpath::scsi::fake

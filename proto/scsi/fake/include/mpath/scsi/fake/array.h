@@ -13,23 +13,16 @@
 
 #include "mpath/core/clock.h"
 #include "mpath/core/error.h"
+#include "mpath/scsi/spec/alua.h"
+#include "mpath/scsi/spec/sense.h"
 #include "mpath/scsi/spec/status.h"
 #include "mpath/scsi/transport.h"
 
 namespace mpath::scsi::fake {
 
-// SPC-5 r19 §6.37 Table 254 "ASYMMETRIC ACCESS STATE field".
-enum class AluaState : std::uint8_t {
-  kActiveOptimized = 0x0,
-  kActiveNonOptimized = 0x1,
-  kStandby = 0x2,
-  kUnavailable = 0x3,
-  kLogicalBlockDependent = 0x4,
-  kOffline = 0xE,
-  kTransitioning = 0xF,
-};
-
-enum class SenseFormat : std::uint8_t { kFixed, kDescriptor };
+// The ASYMMETRIC ACCESS STATE and sense format vocabularies are the wire ones (spec/alua.h, spec/sense.h).
+using AluaState = spec::AsymmetricAccessState;
+using SenseFormat = spec::SenseFormat;
 
 struct LogicalUnitConfig {
   std::uint64_t lun = 0;
@@ -39,6 +32,11 @@ struct LogicalUnitConfig {
   std::array<std::uint8_t, 16> naa{};
   std::string serial;        // VPD 0x80
   bool thin = true;          // UNMAP supported (VPD 0xB0 / 0xB2 limits)
+  // VPD 0xB0 limits, in logical blocks (counts for the descriptor limit); longer requests get 24/00 or 26/00.
+  std::uint32_t max_transfer_blocks = 8192;
+  std::uint32_t max_unmap_blocks = 0x40000;
+  std::uint32_t max_unmap_descriptors = 256;
+  std::uint64_t max_write_same_blocks = 0x10000;
 };
 
 struct PortGroupConfig {
@@ -63,6 +61,10 @@ struct ArrayConfig {
   bool pr_persist_through_power_loss = true;  // PTPL_C
 };
 
+namespace internal {
+struct ArrayState;
+}  // namespace internal
+
 // What a command handler sees: the nexus, the LU it addressed, and the command to answer.
 class Array;
 struct CommandContext {
@@ -84,13 +86,15 @@ class Array {
   ~Array();
 
   Result<void> AddPortGroup(PortGroupConfig group);
-  // Adds a LU; every nexus gets 3F/0E REPORTED LUNS DATA HAS CHANGED.
+  // Adds a LU (LUN <= 16383, blocks >= 1); every nexus gets 3F/0E REPORTED LUNS DATA HAS CHANGED on every LU.
   Result<void> AddLogicalUnit(LogicalUnitConfig lu);
+  // Removes a LU with its data and reservations; every nexus gets 3F/0E on every remaining LU.
   Result<void> RemoveLogicalUnit(std::uint64_t lun);
 
-  // Opens the I_T nexus from `initiator_port` to target port `relative_port`. Its first command other than INQUIRY,
-  // REPORT LUNS or REQUEST SENSE gets 29/00 POWER ON, RESET, OR BUS DEVICE RESET OCCURRED. Connecting a nexus that
-  // already exists reopens it (same registrations; a new 29/00 is not queued, 29/07 I_T NEXUS LOSS is).
+  // Opens the I_T nexus from `initiator_port` to target port `relative_port` (which must be in a port group). Its
+  // first command to each LU other than INQUIRY or REPORT LUNS gets 29/00 POWER ON, RESET, OR BUS DEVICE RESET
+  // OCCURRED (REQUEST SENSE returns it as sense data). Connecting a nexus that already exists reopens it (same
+  // registrations; a new 29/00 is not queued, 29/07 I_T NEXUS LOSS is).
   Result<std::unique_ptr<ScsiTransport>> Connect(const std::string& initiator_port, std::uint16_t relative_port);
 
   // Implicit ALUA change of one group (every LU). With a transition time the group reports transitioning (04/0A on
@@ -116,17 +120,23 @@ class Array {
   // --- Observation and overrides.
   // Commands of `opcode` received (for the RTPG coalescing checks); service actions are not split.
   [[nodiscard]] std::uint64_t CommandCount(std::uint8_t opcode) const;
-  // Replaces the handler of `opcode`; an empty handler restores the default. Handlers run under the array's lock
-  // and may call DefaultHandler to fall through.
+  // Replaces the handler of `opcode`; an empty handler restores the default. The command is counted first and its
+  // answer reset to GOOD with nothing transferred (delivery kDelivered; a handler may set another to fake a path
+  // fault). Handlers run under the array's lock on the submitter's thread: they may call DefaultHandler to fall
+  // through, and no other Array method.
   void SetHandler(std::uint8_t opcode, CommandHandler handler);
+  // The array's own processing of a command: LUN lookup, unit attention, ALUA access state, then the opcode.
+  // REQUIRES: called from a handler (the array's lock is held).
   void DefaultHandler(CommandContext& context);
+  // RAM holding the LU's data (whole chunks): for checking that UNMAP and WRITE SAME with UNMAP deallocate.
+  [[nodiscard]] Result<std::uint64_t> AllocatedBytes(std::uint64_t lun) const;
 
+  // Constant after Create.
   [[nodiscard]] const ArrayConfig& config() const;
 
  private:
-  struct State;
-  explicit Array(std::unique_ptr<State> state);
-  std::unique_ptr<State> state_;
+  explicit Array(std::unique_ptr<internal::ArrayState> state);
+  std::unique_ptr<internal::ArrayState> state_;
 };
 
 }  // namespace mpath::scsi::fake
