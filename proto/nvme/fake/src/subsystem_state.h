@@ -19,7 +19,7 @@
 #include "mpath/nvme/spec/common.h"
 #include "mpath/nvme/spec/status.h"
 #include "reservation_book.h"
-#include "sparse_store.h"
+#include "mpath/proto/sparse_store.h"
 
 namespace mpath::nvme::fake {
 
@@ -33,7 +33,7 @@ inline constexpr std::uint16_t kIoQueues = 64;
 struct NamespaceState {
   NamespaceConfig config;
   std::uint8_t lbads = 9;
-  SparseStore data;
+  proto::SparseStore data;
   ReservationBook reservations;
 
   [[nodiscard]] std::uint64_t blocks() const { return config.blocks; }

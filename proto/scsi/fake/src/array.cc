@@ -321,8 +321,7 @@ Result<void> Array::AddLogicalUnit(LogicalUnitConfig lu) {
   if (lu.max_transfer_blocks == 0) return MakeError(Errc::kInvalidArgument, "max_transfer_blocks must be >= 1");
   const PrCapabilities caps{state_->config.pr_all_target_ports, state_->config.pr_persist_through_power_loss};
   const std::uint64_t lun = lu.lun;
-  LogicalUnit unit{std::move(lu), SparseStore(0, 0), std::make_unique<PersistentReservations>(caps), {}};
-  unit.store = SparseStore(unit.config.block_size, unit.config.blocks);
+  LogicalUnit unit{std::move(lu), proto::SparseStore(), std::make_unique<PersistentReservations>(caps), {}};
   unit.unit_attentions.resize(state_->nexuses.size());
   state_->lus.emplace(lun, std::move(unit));
   state_->QueueUnitAttentionEverywhere(spec::asc::kReportedLunsDataHasChanged);
@@ -417,8 +416,11 @@ Result<void> Array::ChangeCapacity(std::uint64_t lun, std::uint64_t blocks) {
   if (blocks == 0 || blocks > UINT64_MAX / lu->config.block_size) {
     return MakeError(Errc::kInvalidArgument, "capacity must be >= 1 block");
   }
+  // Shrinking drops the tail, so growing again reveals zeroes, not the old data.
+  if (blocks < lu->config.blocks) {
+    lu->store.Zero(blocks * lu->config.block_size, (lu->config.blocks - blocks) * lu->config.block_size);
+  }
   lu->config.blocks = blocks;
-  lu->store.Resize(blocks);
   state_->QueueUnitAttentionOnLu(*lu, spec::asc::kCapacityDataHasChanged);
   return {};
 }

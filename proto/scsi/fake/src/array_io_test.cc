@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "array_test_util.h"
+#include "mpath/proto/sparse_store.h"
 #include "mpath/scsi/spec/sbc_cdb.h"
 
 namespace mpath::scsi::fake::testing {
@@ -201,7 +202,7 @@ TEST_F(ArrayIo, UnmapOfAHugeSparseLuIsCheap) {
   const auto data = Pattern(kBlockSize, 12);
   ASSERT_TRUE(a().Out(1, Write16Cdb::Make((1ull << 40) - 1, 1), data).good());
   ASSERT_TRUE(a().Out(1, Write16Cdb::Make((1ull << 39), 1), data).good());
-  EXPECT_EQ(*array().AllocatedBytes(1), 2u * 64 * kBlockSize);
+  EXPECT_EQ(*array().AllocatedBytes(1), 2u * proto::SparseStore::kDefaultChunkBytes);
   auto list = UnmapList({{(1ull << 40) - 0xFFFF'FFFFull, 0xFFFF'FFFF}, {1ull << 39, 0xFFFF'FFFF}});
   ASSERT_TRUE(a().Out(1, UnmapCdb::Make(static_cast<std::uint16_t>(list.size())), list).good());
   EXPECT_EQ(*array().AllocatedBytes(1), 0u);

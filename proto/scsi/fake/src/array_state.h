@@ -20,13 +20,13 @@
 #include "mpath/scsi/spec/alua.h"
 #include "mpath/scsi/spec/sense.h"
 #include "persistent_reservations.h"
-#include "sparse_store.h"
+#include "mpath/proto/sparse_store.h"
 
 namespace mpath::scsi::fake::internal {
 
 struct LogicalUnit {
   LogicalUnitConfig config;  // config.blocks follows ChangeCapacity, config.naa follows ChangeIdentity
-  SparseStore store;
+  proto::SparseStore store;  // byte-addressed: LBA x block size
   std::unique_ptr<PersistentReservations> reservations;
   // Pending unit attentions, oldest first, indexed by nexus index.
   std::vector<std::deque<spec::SenseCode>> unit_attentions;

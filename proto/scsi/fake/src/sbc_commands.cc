@@ -37,9 +37,9 @@ void ReadOrWrite(Exec& e, Direction direction, std::uint8_t flags, std::uint64_t
   }
   if (!ReservationAllows(e, direction == Direction::kRead ? AccessKind::kRead : AccessKind::kWrite)) return;
   if (direction == Direction::kRead) {
-    lu.store.Read(lba, e.command.data.first(bytes));
+    lu.store.Read(lba * lu.config.block_size, e.command.data.first(bytes));
   } else {
-    lu.store.Write(lba, e.command.data.first(bytes));
+    lu.store.Write(lba * lu.config.block_size, e.command.data.first(bytes));
   }
   // FUA and DPO need nothing: RAM is the medium.
   Complete(e, bytes);
@@ -146,9 +146,9 @@ void WriteSame16(Exec& e) {
   // data, i.e. when the block written is the zeroes a deallocated block reads as.
   const bool zero_pattern = std::all_of(pattern.begin(), pattern.end(), [](std::byte b) { return b == std::byte{0}; });
   if (cdb.unmap() && zero_pattern) {
-    lu.store.Deallocate(lba, blocks);
+    lu.store.Zero(lba * block_size, blocks * block_size);
   } else {
-    lu.store.WriteSame(lba, blocks, pattern);
+    for (std::uint64_t i = 0; i < blocks; ++i) lu.store.Write((lba + i) * block_size, pattern);
   }
   Complete(e, cdb.ndob() ? 0 : block_size);
 }
@@ -211,7 +211,7 @@ void Unmap(Exec& e) {
     }
     ranges.emplace_back(lba, blocks);
   }
-  for (const auto& [lba, blocks] : ranges) lu.store.Deallocate(lba, blocks);
+  for (const auto& [lba, blocks] : ranges) lu.store.Zero(lba * lu.config.block_size, blocks * lu.config.block_size);
   Complete(e, length);
 }
 

@@ -10,6 +10,7 @@
 #include "mpath/core/clock.h"
 #include "mpath/core/executor.h"
 #include "mpath/nvme/spec/queue_entries.h"
+#include "mpath/proto/completion.h"
 #include "mpath/proto/delivery.h"
 
 namespace mpath::nvme {
@@ -20,11 +21,11 @@ enum class QueueKind : std::uint8_t { kAdmin, kIo };
 enum class DataDirection : std::uint8_t { kNone, kFromController, kToController };
 
 class NvmeCommand;
-using NvmeCallback = void (*)(NvmeCommand& command, void* arg);
+using NvmeCallback = proto::CommandCompletion<NvmeCommand>::Callback;
 
 // One command and its completion. Owned by the submitter; the transport borrows it from Submit until it calls Finish.
 // Threading: owned by one thread at a time.
-class NvmeCommand {
+class NvmeCommand : public proto::CommandCompletion<NvmeCommand> {
  public:
   // --- Set by the submitter. The transport owns the command identifier and the data pointer of the SQE.
   spec::SubmissionQueueEntry sqe{};
@@ -39,32 +40,10 @@ class NvmeCommand {
   Delivery delivery = Delivery::kDelivered;
   spec::CompletionQueueEntry cqe{};
 
-  void OnFinish(NvmeCallback callback, void* arg) {
-    done_ = callback;
-    done_arg_ = arg;
-  }
   void ResetAnswer() {
     delivery = Delivery::kDelivered;
     cqe = {};
   }
-  // For decorators that must see the answer before the submitter does: installs `next` and returns the hook it
-  // replaced, which the decorator restores before it finishes the command itself.
-  struct Hook {
-    NvmeCallback callback = nullptr;
-    void* arg = nullptr;
-  };
-  Hook ExchangeHook(Hook next) {
-    Hook previous{done_, done_arg_};
-    done_ = next.callback;
-    done_arg_ = next.arg;
-    return previous;
-  }
-  // For transports: hand the completed command back. Exactly once per Submit, inside Submit or on `executor`.
-  void Finish() { done_(*this, done_arg_); }
-
- private:
-  NvmeCallback done_ = nullptr;
-  void* done_arg_ = nullptr;
 };
 
 // One controller reached over one path.

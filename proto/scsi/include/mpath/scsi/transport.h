@@ -11,6 +11,7 @@
 
 #include "mpath/core/clock.h"
 #include "mpath/core/executor.h"
+#include "mpath/proto/completion.h"
 #include "mpath/proto/delivery.h"
 #include "mpath/proto/wire.h"
 
@@ -25,11 +26,11 @@ inline constexpr std::size_t kMaxCdbLength = 32;
 inline constexpr std::size_t kMaxSenseLength = 96;
 
 class ScsiCommand;
-using ScsiCallback = void (*)(ScsiCommand& command, void* arg);
+using ScsiCallback = proto::CommandCompletion<ScsiCommand>::Callback;
 
 // One command and its answer. Owned by the submitter; the transport borrows it from Submit until it calls Finish.
 // Threading: owned by one thread at a time.
-class ScsiCommand {
+class ScsiCommand : public proto::CommandCompletion<ScsiCommand> {
  public:
   // --- Set by the submitter.
   std::array<std::uint8_t, kMaxCdbLength> cdb{};
@@ -61,10 +62,6 @@ class ScsiCommand {
     return data.first(data.size() - std::min<std::size_t>(residual, data.size()));
   }
 
-  void OnFinish(ScsiCallback callback, void* arg) {
-    done_ = callback;
-    done_arg_ = arg;
-  }
   // Clears the answer so the command can be submitted again.
   void ResetAnswer() {
     delivery = Delivery::kDelivered;
@@ -72,24 +69,6 @@ class ScsiCommand {
     sense_length = 0;
     residual = 0;
   }
-  // For decorators that must see the answer before the submitter does: installs `next` and returns the hook it
-  // replaced, which the decorator restores before it finishes the command itself.
-  struct Hook {
-    ScsiCallback callback = nullptr;
-    void* arg = nullptr;
-  };
-  Hook ExchangeHook(Hook next) {
-    Hook previous{done_, done_arg_};
-    done_ = next.callback;
-    done_arg_ = next.arg;
-    return previous;
-  }
-  // For transports: hand the answered command back. Exactly once per Submit, inside Submit or on `executor`.
-  void Finish() { done_(*this, done_arg_); }
-
- private:
-  ScsiCallback done_ = nullptr;
-  void* done_arg_ = nullptr;
 };
 
 // One I_T nexus: an initiator port connected to one target port, reaching the LUs behind it.
