@@ -37,6 +37,7 @@ void FinishUndelivered(Command& command, proto::Delivery delivery, Nanos after) 
 
 // Swallows the device's answer to one command and times the command out at its deadline instead, as when a
 // response PDU is lost on the wire. Allocated per dropped command: a fault path, not the I/O path.
+// Threading: lives on the command's path from Arm to the device's answer; deletes itself then.
 template <typename Command>
 class DroppedAnswer {
  public:

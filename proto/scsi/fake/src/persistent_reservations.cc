@@ -144,7 +144,7 @@ PrAnswer PersistentReservations::Release(const OutRequest& request) {
   if (!reservation_ || !IsHolder(request.nexus)) return {};
   // LIO completes this case with RESERVATION CONFLICT.
   if (!IsLogicalUnitScope(request.scope) || request.type != static_cast<std::uint8_t>(reservation_->type)) {
-    return Check(spec::kInvalidReleaseOfPersistentReservation);
+    return Check(spec::asc::kInvalidReleaseOfPersistentReservation);
   }
   PrType released = reservation_->type;
   reservation_.reset();

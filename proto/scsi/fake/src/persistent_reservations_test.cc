@@ -474,7 +474,7 @@ TEST_F(PersistentReservationsTest, GenerationCountsRegistrationChangesOnly) {
       {"register with a wrong key", [&] { return Out(kB, PrOutServiceAction::kRegister, kKeyC, kKeyC); },
        "CONFLICT", 2},
       {"bad release", [&] { return Release(kA, kKeyA, PrType::kExclusiveAccess); },
-       Check(spec::kInvalidReleaseOfPersistentReservation), 2},
+       Check(spec::asc::kInvalidReleaseOfPersistentReservation), 2},
       {"release", [&] { return Release(kA, kKeyA, PrType::kWriteExclusive); }, "GOOD", 2},
       {"key change", [&] { return Out(kB, PrOutServiceAction::kRegister, kKeyB, kKeyC); }, "GOOD", 3},
       {"preempt", [&] { return Preempt(kA, kKeyA, kKeyC, PrType::kWriteExclusive); }, "GOOD", 4},
@@ -555,7 +555,7 @@ TEST_F(PersistentReservationsTest, ReleaseOutcomesThatReleaseNothing) {
       {"unregistered", kA2, 0, PrType::kWriteExclusive, "CONFLICT"},
       {"wrong key", kB, kKeyC, PrType::kWriteExclusive, "CONFLICT"},
       {"registrant that does not hold it", kB, kKeyB, PrType::kWriteExclusive, "GOOD"},
-      {"holder, other type", kA, kKeyA, PrType::kExclusiveAccess, Check(spec::kInvalidReleaseOfPersistentReservation)},
+      {"holder, other type", kA, kKeyA, PrType::kExclusiveAccess, Check(spec::asc::kInvalidReleaseOfPersistentReservation)},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
@@ -568,7 +568,7 @@ TEST_F(PersistentReservationsTest, ReleaseOutcomesThatReleaseNothing) {
       spec::PersistentReserveOutCdb::Make(PrOutServiceAction::kRelease, 24, PrType::kWriteExclusive);
   element_scope.set_scope(0x2);
   EXPECT_EQ(Result(OutRaw(kA, element_scope, Bytes(spec::PrOutParameterList::Make(kKeyA, 0)))),
-            Check(spec::kInvalidReleaseOfPersistentReservation));
+            Check(spec::asc::kInvalidReleaseOfPersistentReservation));
   EXPECT_EQ(Reservation(), ReservationOf(PrType::kWriteExclusive, kKeyA));
 }
 

@@ -28,10 +28,6 @@ using wire::Be16;
 using wire::Be32;
 using wire::Be64;
 
-// SPC-5 r19 §5.14.11.2.2: a RELEASE from the holder whose SCOPE or TYPE does not match the reservation. Only PR
-// sends it, so it lives here rather than among the common codes of status.h.
-inline constexpr SenseCode kInvalidReleaseOfPersistentReservation{SenseKey::kIllegalRequest, 0x26, 0x04};
-
 // SPC-5 r19 §6.15.1 "PERSISTENT RESERVE IN service action codes"; 04h to 1Fh are reserved.
 enum class PrInServiceAction : std::uint8_t {
   kReadKeys = 0x00,

@@ -57,6 +57,7 @@ inline constexpr SenseCode kInvalidFieldInCdb{SenseKey::kIllegalRequest, 0x24, 0
 inline constexpr SenseCode kLogicalUnitNotSupported{SenseKey::kIllegalRequest, 0x25, 0x00};
 inline constexpr SenseCode kInvalidFieldInParameterList{SenseKey::kIllegalRequest, 0x26, 0x00};
 inline constexpr SenseCode kParameterListLengthError{SenseKey::kIllegalRequest, 0x1A, 0x00};
+inline constexpr SenseCode kInvalidReleaseOfPersistentReservation{SenseKey::kIllegalRequest, 0x26, 0x04};
 inline constexpr SenseCode kInsufficientRegistrationResources{SenseKey::kIllegalRequest, 0x55, 0x04};
 inline constexpr SenseCode kPowerOnResetOrBusDeviceReset{SenseKey::kUnitAttention, 0x29, 0x00};
 inline constexpr SenseCode kPowerOnOccurred{SenseKey::kUnitAttention, 0x29, 0x01};
