@@ -116,6 +116,7 @@ EventLoop::~EventLoop() {
 }
 
 void EventLoop::Run() {
+  ScopedCurrentExecutor current(this);
   loop_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   // Exchanging consumes the request, so each Stop() ends exactly one Run(), even one that has not started yet.
   while (!stop_requested_.exchange(false, std::memory_order_acq_rel)) RunIteration(std::nullopt);
@@ -123,6 +124,7 @@ void EventLoop::Run() {
 }
 
 bool EventLoop::RunOnce(Nanos max_wait) {
+  ScopedCurrentExecutor current(this);
   loop_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   const bool ran = RunIteration(std::max(max_wait, Nanos(0)));
   loop_thread_.store(std::thread::id(), std::memory_order_relaxed);

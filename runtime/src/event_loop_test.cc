@@ -570,5 +570,15 @@ TEST(EventLoopTest, ModifyAndUnwatchOfUnknownIds) {
   loop->Unwatch(42);
 }
 
+TEST(EventLoopTest, CurrentExecutorNamesTheLoopOnlyWhileItRuns) {
+  auto loop = MakeLoop();
+  EXPECT_EQ(CurrentExecutor(), nullptr);
+  Executor* seen = nullptr;
+  loop->Post([&seen] { seen = CurrentExecutor(); });
+  EXPECT_TRUE(loop->RunOnce(0ms));
+  EXPECT_EQ(seen, loop.get());
+  EXPECT_EQ(CurrentExecutor(), nullptr) << "restored once the loop returns";
+}
+
 }  // namespace
 }  // namespace mpath

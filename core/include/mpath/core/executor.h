@@ -27,4 +27,21 @@ class Executor {
   [[nodiscard]] virtual const Clock& clock() const = 0;
 };
 
+// The executor whose thread is running now, or nullptr on a thread that is not an executor's. Drivers use it to
+// name where a transport that answers on its own thread must deliver a completion (the submitter's thread).
+[[nodiscard]] Executor* CurrentExecutor();
+
+// Marks the calling thread as `executor`'s for its lifetime; executors hold one while they run tasks.
+// Threading: create and destroy on the same thread; nests.
+class ScopedCurrentExecutor {
+ public:
+  explicit ScopedCurrentExecutor(Executor* executor);
+  ~ScopedCurrentExecutor();
+  ScopedCurrentExecutor(const ScopedCurrentExecutor&) = delete;
+  ScopedCurrentExecutor& operator=(const ScopedCurrentExecutor&) = delete;
+
+ private:
+  Executor* previous_;
+};
+
 }  // namespace mpath

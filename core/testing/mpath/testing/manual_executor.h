@@ -46,6 +46,7 @@ class ManualExecutor final : public Executor {
 
   // Runs posted tasks and due timers until none is left. Returns how many ran.
   std::size_t RunUntilIdle() {
+    ScopedCurrentExecutor current(this);
     std::size_t ran = 0;
     while (Task task = TakeNext()) {
       task();
