@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "mpath/scsi/raw_status.h"
 #include "mpath/scsi/spec/inquiry.h"
 #include "mpath/scsi/spec/sbc_cdb.h"
 #include "mpath/scsi/spec/sense.h"
@@ -277,9 +278,10 @@ class LunProber {
     return true;
   }
 
+  // Failures decided from an answer keep that answer's raw status, so callers and logs see what the device said.
   bool Fail(Errc code, std::string what) {
-    return Finish(std::unexpected(
-        Error(code, fmt::format("probe of LUN {}: {}: {}", lun_, StepName(step_), what))));
+    return Finish(std::unexpected(Error(code, fmt::format("probe of LUN {}: {}: {}", lun_, StepName(step_), what),
+                                        EncodeRawStatus(command_))));
   }
   bool Fail(Error error) {
     return Finish(std::unexpected(Error(

@@ -12,6 +12,7 @@
 #include "mpath/core/registry.h"
 #include "mpath/scsi/fake/array.h"
 #include "mpath/scsi/identity_probe.h"
+#include "mpath/scsi/raw_status.h"
 #include "mpath/scsi/spec/sense.h"
 #include "mpath/scsi/spec/spc_cdb.h"
 #include "mpath/sim/san.h"
@@ -197,8 +198,13 @@ TEST_F(ProbeTest, UnitAttentionOnEveryTryEndsTheProbe) {
   auto p1 = Connect(1);
   ExpectError(Probe(*p1), Errc::kBusy, "READ CAPACITY (16): UNIT ATTENTION on each of 8 tries (last sense 6/2a/06)");
   EXPECT_EQ(array_->CommandCount(op::kServiceActionIn16), 8u);
+  Result<ProbedUnit> last = Probe(*p1);
+  ASSERT_FALSE(last.has_value());
+  std::optional<ScsiOutcome> raw = DecodeRawStatus(last.error().raw());
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_EQ(raw->sense, asc::kAsymmetricAccessStateChanged) << "the device's last answer travels with the error";
   ExpectError(Probe(*p1, ProbeOptions{.unit_attention_tries = 3}), Errc::kBusy, "each of 3 tries");
-  EXPECT_EQ(array_->CommandCount(op::kServiceActionIn16), 11u);
+  EXPECT_EQ(array_->CommandCount(op::kServiceActionIn16), 19u);
 }
 
 TEST_F(ProbeTest, ReadCapacity16RefusedFallsBackTo10) {
@@ -453,6 +459,9 @@ TEST_F(ProbeOverSanTest, LinkDownFailsAtOnceAndOnce) {
   ASSERT_FALSE(*out.result);
   EXPECT_EQ(out.result->error().code(), Errc::kPathError);
   EXPECT_EQ(out.result->error().message(), "probe of LUN 1: INQUIRY: not delivered: link down");
+  std::optional<ScsiOutcome> raw = DecodeRawStatus(out.result->error().raw());
+  ASSERT_TRUE(raw.has_value()) << "the error keeps the transport's verdict";
+  EXPECT_EQ(raw->delivery, proto::Delivery::kLinkDown);
   executor_.Advance(std::chrono::minutes(5));
   EXPECT_EQ(out.calls, 1);
 }
