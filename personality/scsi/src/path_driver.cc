@@ -245,6 +245,9 @@ void ScsiPathDriver::OnFinished(ScsiCommand& command, void* arg) {
       (outcome.sense.key == spec::SenseKey::kUnitAttention || outcome.sense.key == spec::SenseKey::kNotReady)) {
     driver.observer_->OnSense(outcome.sense);
   }
+  if (driver.observer_ != nullptr && outcome.delivered() && outcome.status == spec::Status::kReservationConflict) {
+    driver.observer_->OnReservationConflict();
+  }
   if (io.op == IoOp::kPassthrough) {
     const auto* p = static_cast<const ScsiPassthrough*>(io.passthrough);
     if (p->answer != nullptr) {

@@ -27,6 +27,8 @@ class ScsiPathObserver {
  public:
   virtual ~ScsiPathObserver() = default;
   virtual void OnSense(const spec::SenseCode& code) = 0;
+  // RESERVATION CONFLICT status: our registration may be gone (a foreign preempt the UA did not tell us of).
+  virtual void OnReservationConflict() {}
 };
 
 // What a passthrough caller hears besides the IoStatus: the whole answer.
