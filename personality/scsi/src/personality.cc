@@ -46,6 +46,9 @@ class ScsiPersonality::SenseRelay final : public ScsiPathObserver {
 struct ScsiPersonality::PathRecord {
   PathKey key = 0;
   std::string name;
+  ScsiTransport* nexus = nullptr;
+  std::uint64_t lun = 0;
+  bool reprobing = false;
   std::shared_ptr<Head> head;  // null for a direct device
   PathId path_id = 0;
   bool in_alua = false;
@@ -67,6 +70,8 @@ Result<std::unique_ptr<ScsiPersonality>> ScsiPersonality::Create(Registry& regis
   };
   // RTPGs consume unit attentions too; the reservation ones (2A/03, 2A/05) belong to the PR coordinator.
   callbacks.on_unit_attention = [self](PathKey key, spec::SenseCode code) { self->TellReservations(key, code); };
+  callbacks.on_identity = [self](PathKey key) { self->Reprobe(key); };
+  callbacks.on_rescan = [self](PathKey key) { self->OnLunsChanged(key); };
   personality->alua_ = MPATH_TRY(AluaEngine::Create(control, personality->options_.alua, std::move(callbacks)));
   return personality;
 }
@@ -138,6 +143,8 @@ void ScsiPersonality::Attach(ScsiPathSpec spec, const ProbedUnit& unit, AttachCa
   auto record = std::make_unique<PathRecord>();
   record->key = next_key_++;
   record->name = spec.name;
+  record->nexus = spec.nexus;
+  record->lun = spec.lun;
   record->relay = std::make_unique<SenseRelay>(self_, control_, record->key);
   auto driver = ScsiPathDriver::Create(*spec.nexus, spec.lun, info.block_size, info.capacity_bytes / info.block_size,
                                        options_.driver, record->relay.get());
@@ -221,8 +228,44 @@ PrCoordinator* ScsiPersonality::Reservations(std::string_view head_name_or_ident
 void ScsiPersonality::OnSense(PathKey key, spec::SenseCode code) {
   auto it = paths_.find(key);
   if (it == paths_.end()) return;
-  if (it->second->in_alua) alua_->OnSense(key, code);
+  if (it->second->in_alua) {
+    alua_->OnSense(key, code);  // which also answers 3F/03 and 3F/0E through on_identity and on_rescan
+  } else if (code == spec::asc::kInquiryDataHasChanged) {
+    Reprobe(key);
+  } else if (code == spec::asc::kReportedLunsDataHasChanged) {
+    OnLunsChanged(key);
+  }
   TellReservations(key, code);
+}
+
+void ScsiPersonality::Reprobe(PathKey key) {
+  auto it = paths_.find(key);
+  if (it == paths_.end() || it->second->reprobing) return;
+  PathRecord& record = *it->second;
+  record.reprobing = true;
+  ProbeLogicalUnit(*record.nexus, record.lun, control_, options_.probe,
+                   [owner = std::weak_ptr<ScsiPersonality*>(self_), key](Result<ProbedUnit> unit) {
+                     auto personality = owner.lock();
+                     if (!personality) return;
+                     ScsiPersonality& self = **personality;
+                     auto it = self.paths_.find(key);
+                     if (it == self.paths_.end()) return;
+                     PathRecord& record = *it->second;
+                     record.reprobing = false;
+                     // A probe that fails says nothing about identity; the I/O path's errors will speak for it.
+                     if (!unit) return;
+                     const DeviceIdentity was = record.head != nullptr ? record.head->identity() : DeviceIdentity();
+                     if (record.head == nullptr || unit->identity.identity == was) return;
+                     // Another volume now answers here: it must never be merged into the old head.
+                     const std::string name = record.name;
+                     (void)self.DetachPath(name);
+                     if (self.options_.on_path_remapped) self.options_.on_path_remapped(name, *unit);
+                   });
+}
+
+void ScsiPersonality::OnLunsChanged(PathKey key) {
+  auto it = paths_.find(key);
+  if (it != paths_.end() && options_.on_luns_changed) options_.on_luns_changed(it->second->name);
 }
 
 void ScsiPersonality::TellReservations(PathKey key, spec::SenseCode code) {

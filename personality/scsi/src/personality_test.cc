@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -24,7 +25,7 @@ constexpr std::uint64_t kBlocks = 4096;
 
 class PersonalityTest : public ::testing::Test {
  protected:
-  void Build(MultipathMode mode, std::uint8_t tpgs = 0x3) {
+  void Build(MultipathMode mode, std::uint8_t tpgs = 0x3, ScsiPersonalityOptions personality_options = {}) {
     san_ = std::move(sim::SimSan::Create({.clock = &clock_, .seed = 9})).value();
     fake::ArrayConfig config;
     config.tpgs = tpgs;
@@ -44,7 +45,7 @@ class PersonalityTest : public ::testing::Test {
     options.opt_in.mode = mode;
     options.head.policy = IoPolicyKind::kRoundRobin;
     registry_ = std::move(Registry::Create(options, executor_)).value();
-    personality_ = std::move(ScsiPersonality::Create(*registry_, executor_)).value();
+    personality_ = std::move(ScsiPersonality::Create(*registry_, executor_, std::move(personality_options))).value();
   }
 
   Result<Attachment> AttachPort(std::uint16_t port) {
@@ -68,6 +69,13 @@ class PersonalityTest : public ::testing::Test {
       head_ = attached->head;
     }
     channel_ = head_->OpenChannel(executor_);
+  }
+
+  std::optional<PathInfo> InfoOf(const std::string& name) {
+    for (const PathInfo& p : head_->Paths()) {
+      if (p.name == name) return p;
+    }
+    return std::nullopt;
   }
 
   AccessState AccessOf(const std::string& name) {
@@ -196,6 +204,56 @@ TEST_F(PersonalityTest, ReservationsThroughTheHeadAndAForeignPreemptIsNotRetried
   EXPECT_LE(reads_after - reads_before, 10u + 4u) << "a conflict is never retried on another path "
                                                      "(at most one unit attention retry per path)";
   EXPECT_EQ(pr->state(), PrState::kPreempted);
+}
+
+TEST_F(PersonalityTest, AReturningPathIsRegisteredBeforeItCarriesIo) {
+  Build(MultipathMode::kOn);
+  AttachAll();
+  PrCoordinator* pr = personality_->Reservations(head_->identity().str());
+  ASSERT_NE(pr, nullptr) << "found by identity as well as by name";
+  std::optional<PrResult<>> registered, reserved;
+  pr->Register(0x77, {}, [&](PrResult<> r) { registered = std::move(r); });
+  executor_.RunUntilIdle();
+  pr->Reserve(spec::PrType::kExclusiveAccessRegistrantsOnly, [&](PrResult<> r) { reserved = std::move(r); });
+  executor_.RunUntilIdle();
+  ASSERT_TRUE(registered && *registered && reserved && *reserved);
+
+  ASSERT_TRUE(personality_->DetachPath("p2"));
+  EXPECT_FALSE(InfoOf("p2").has_value());
+  ASSERT_TRUE(san_->Disconnect("p2"));
+  auto back = AttachPort(2);  // a new nexus in the optimized group: the array knows no registration for it
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  ASSERT_TRUE(InfoOf("p2").has_value());
+  EXPECT_EQ(InfoOf("p2")->state, PathState::kLive) << "registered, then let in";
+  const std::uint64_t before = Delivered("p2");
+  std::vector<std::byte> in(kBlock);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(Io(IoOp::kRead, static_cast<std::uint64_t>(i), in).ok()) << i;
+  EXPECT_GT(Delivered("p2"), before) << "the returning path carries reads under the registrants-only reservation";
+  EXPECT_EQ(pr->state(), PrState::kRegistered);
+}
+
+TEST_F(PersonalityTest, ARemappedLuLeavesItsHeadAndIsNeverMerged) {
+  std::vector<std::string> remapped;
+  ScsiPersonalityOptions options;
+  options.on_path_remapped = [&remapped](const std::string& path, const ProbedUnit& now) {
+    remapped.push_back(path + "=" + now.identity.identity.str());
+  };
+  Build(MultipathMode::kOn, 0x3, std::move(options));
+  AttachAll();
+  std::array<std::uint8_t, 16> other{};
+  other[0] = 0x60;
+  other[15] = 0x99;
+  ASSERT_TRUE(array_->ChangeIdentity(0, other));
+  std::vector<std::byte> in(kBlock);
+  // The next I/O on each path meets 3F/03; its retry may still succeed, but the path must leave the head.
+  for (int i = 0; i < 4; ++i) (void)Io(IoOp::kRead, 0, in);
+  executor_.RunUntilIdle();
+  EXPECT_FALSE(remapped.empty());
+  for (const std::string& r : remapped) EXPECT_NE(r.find("=naa.60000000000000000000000000000099"), std::string::npos) << r;
+  for (const std::string& r : remapped) {
+    const std::string path = r.substr(0, r.find('='));
+    EXPECT_FALSE(InfoOf(path).has_value()) << path << " left the old head";
+  }
 }
 
 TEST_F(PersonalityTest, AttachErrorsNameThePath) {

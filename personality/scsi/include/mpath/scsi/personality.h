@@ -36,6 +36,11 @@ struct ScsiPersonalityOptions {
   ProbeOptions probe;
   ScsiPathDriverOptions driver;
   PrCoordinatorOptions reservations;
+  // A path whose LU answered 3F/03 and now reports another identity (a remap) leaves its head; this hears the path's
+  // name and what it now leads to, so the owner can attach it anew (to another head).
+  std::function<void(const std::string& path, const ProbedUnit& now)> on_path_remapped;
+  // 3F/0E REPORTED LUNS DATA HAS CHANGED on a path: LUNs behind its nexus came or went.
+  std::function<void(const std::string& path)> on_luns_changed;
 };
 
 // One LUN seen through one I_T nexus.
@@ -83,6 +88,8 @@ class ScsiPersonality {
   void TellReservations(PathKey key, spec::SenseCode code);
   void OnAccessState(PathKey key, AccessState state, bool preferred);
   void OnPrReady(PathKey key, bool ready);
+  void Reprobe(PathKey key);
+  void OnLunsChanged(PathKey key);
 
   Registry& registry_;
   Executor& control_;
