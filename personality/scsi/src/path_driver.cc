@@ -158,19 +158,8 @@ IoStatus ScsiPathDriver::Build(const IoRequest& io, Context& context) const {
       return IoStatus::Ok();
     case IoOp::kWriteZeroes: {
       if (IoStatus range = CheckRange(io); !range.ok()) return range;
-      if (options_.write_same_ndob) {
-        c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks, spec::WriteSame16Cdb::Unmap::kNo,
-                                            spec::WriteSame16Cdb::Ndob::kYes));
-        c.direction = DataDirection::kNone;
-        return IoStatus::Ok();
-      }
-      if (block_size_ > kZeroBlockBytes) {
-        return IoStatus::Of(Errc::kUnsupported, "write zeroes: block size too large without WRITE SAME NDOB");
-      }
-      c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks));
-      c.direction = DataDirection::kToDevice;
-      c.data = ZeroBlock(block_size_);
-      return IoStatus::Ok();
+      return BuildWriteSameZeroes(c, lba, blocks, spec::WriteSame16Cdb::Unmap::kNo,
+                                  "write zeroes: block size too large without WRITE SAME NDOB");
     }
     case IoOp::kDiscard: {
       if (IoStatus range = CheckRange(io); !range.ok()) return range;
@@ -188,19 +177,8 @@ IoStatus ScsiPathDriver::Build(const IoRequest& io, Context& context) const {
       }
       if (options_.write_same_unmap) {
         // With UNMAP set the target deallocates only if the pattern reads back the same, so the pattern is zeroes.
-        if (options_.write_same_ndob) {
-          c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks, spec::WriteSame16Cdb::Unmap::kYes,
-                                              spec::WriteSame16Cdb::Ndob::kYes));
-          c.direction = DataDirection::kNone;
-          return IoStatus::Ok();
-        }
-        if (block_size_ > kZeroBlockBytes) {
-          return IoStatus::Of(Errc::kUnsupported, "discard: block size too large without WRITE SAME NDOB");
-        }
-        c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks, spec::WriteSame16Cdb::Unmap::kYes));
-        c.direction = DataDirection::kToDevice;
-        c.data = ZeroBlock(block_size_);
-        return IoStatus::Ok();
+        return BuildWriteSameZeroes(c, lba, blocks, spec::WriteSame16Cdb::Unmap::kYes,
+                                    "discard: block size too large without WRITE SAME NDOB");
       }
       return IoStatus::Of(Errc::kUnsupported, "discard: the LU supports neither UNMAP nor WRITE SAME with UNMAP");
     }
@@ -228,6 +206,21 @@ IoStatus ScsiPathDriver::Build(const IoRequest& io, Context& context) const {
     default:
       return IoStatus::Of(Errc::kUnsupported, "operation not supported by the SCSI path driver");
   }
+}
+
+IoStatus ScsiPathDriver::BuildWriteSameZeroes(ScsiCommand& c, std::uint64_t lba, std::uint32_t blocks,
+                                               spec::WriteSame16Cdb::Unmap unmap, const char* too_large) const {
+  // With NDOB no data goes out; otherwise the pattern is one zero block.
+  if (options_.write_same_ndob) {
+    c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks, unmap, spec::WriteSame16Cdb::Ndob::kYes));
+    c.direction = DataDirection::kNone;
+    return IoStatus::Ok();
+  }
+  if (block_size_ > kZeroBlockBytes) return IoStatus::Of(Errc::kUnsupported, too_large);
+  c.SetCdb(spec::WriteSame16Cdb::Make(lba, blocks, unmap));
+  c.direction = DataDirection::kToDevice;
+  c.data = ZeroBlock(block_size_);
+  return IoStatus::Ok();
 }
 
 void ScsiPathDriver::OnFinished(ScsiCommand& command, void* arg) {

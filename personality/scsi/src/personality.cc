@@ -205,10 +205,7 @@ Result<void> ScsiPersonality::DetachPath(std::string_view name) {
     PathRecord& record = *it->second;
     if (record.name != name) continue;
     if (record.in_alua) (void)alua_->RemovePath(record.key);
-    if (record.head != nullptr) {
-      auto head = heads_.find(record.head->name());
-      if (head != heads_.end()) head->second->reservations->RemovePath(record.key);
-    }
+    if (PrCoordinator* reservations = ReservationsOf(record.key)) reservations->RemovePath(record.key);
     MPATH_TRY(registry_.Detach(name));
     // The driver may still be finishing I/O and calls the relay; the relay stays until the personality goes.
     retired_relays_.push_back(std::move(record.relay));
@@ -269,17 +266,18 @@ void ScsiPersonality::OnLunsChanged(PathKey key) {
 }
 
 void ScsiPersonality::TellReservations(PathKey key, spec::SenseCode code) {
+  if (PrCoordinator* reservations = ReservationsOf(key)) reservations->OnSense(key, code);
+}
+
+PrCoordinator* ScsiPersonality::ReservationsOf(PathKey key) {
   auto it = paths_.find(key);
-  if (it == paths_.end() || it->second->head == nullptr) return;
+  if (it == paths_.end() || it->second->head == nullptr) return nullptr;
   auto head = heads_.find(it->second->head->name());
-  if (head != heads_.end()) head->second->reservations->OnSense(key, code);
+  return head == heads_.end() ? nullptr : head->second->reservations.get();
 }
 
 void ScsiPersonality::OnReservationConflict(PathKey key) {
-  auto it = paths_.find(key);
-  if (it == paths_.end() || it->second->head == nullptr) return;
-  auto head = heads_.find(it->second->head->name());
-  if (head != heads_.end()) head->second->reservations->OnReservationConflict(key);
+  if (PrCoordinator* reservations = ReservationsOf(key)) reservations->OnReservationConflict(key);
 }
 
 void ScsiPersonality::OnAccessState(PathKey key, AccessState state, bool preferred) {

@@ -13,6 +13,7 @@
 #include "mpath/core/error.h"
 #include "mpath/core/io_request.h"
 #include "mpath/core/path_driver.h"
+#include "mpath/scsi/spec/sbc_cdb.h"
 #include "mpath/scsi/spec/status.h"
 #include "mpath/scsi/transport.h"
 
@@ -108,6 +109,9 @@ class ScsiPathDriver final : public PathDriver {
   // Fills the command for `io`; a non-ok status means the request is refused before it reaches the transport.
   [[nodiscard]] IoStatus Build(const IoRequest& io, Context& context) const;
   [[nodiscard]] IoStatus CheckRange(const IoRequest& io) const;
+  // WRITE SAME(16) of zeroes over [lba, lba + blocks), deallocating when `unmap` says so.
+  [[nodiscard]] IoStatus BuildWriteSameZeroes(ScsiCommand& c, std::uint64_t lba, std::uint32_t blocks,
+                                              spec::WriteSame16Cdb::Unmap unmap, const char* too_large) const;
   static void OnFinished(ScsiCommand& command, void* arg);
 
   // Constant after construction.

@@ -86,6 +86,8 @@ class ScsiPersonality {
   void OnSense(PathKey key, spec::SenseCode code);
   void OnReservationConflict(PathKey key);
   void TellReservations(PathKey key, spec::SenseCode code);
+  // The PR coordinator of the head `key` belongs to; nullptr for a direct device.
+  PrCoordinator* ReservationsOf(PathKey key);
   void OnAccessState(PathKey key, AccessState state, bool preferred);
   void OnPrReady(PathKey key, bool ready);
   void Reprobe(PathKey key);
