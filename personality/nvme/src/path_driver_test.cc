@@ -35,30 +35,9 @@
 #include "mpath/nvme/spec/status.h"
 #include "mpath/proto/wire.h"
 #include "mpath/sim/san.h"
+#include "mpath/testing/allocation_scope.h"
 #include "mpath/testing/manual_executor.h"
 
-// --- Allocation counting for this binary: counts only while a test asks, and only on the asking thread.
-namespace {
-thread_local bool counting_allocations = false;
-thread_local std::size_t allocations = 0;
-
-void* Allocate(std::size_t size) {
-  if (counting_allocations) ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return Allocate(size); }
-void* operator new[](std::size_t size) { return Allocate(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace mpath::nvme {
 namespace {
@@ -929,15 +908,7 @@ class CountingObserver final : public NvmePathObserver {
   std::atomic<int> calls{0};
 };
 
-class AllocationScope {
- public:
-  AllocationScope() {
-    allocations = 0;
-    counting_allocations = true;
-  }
-  ~AllocationScope() { counting_allocations = false; }
-  [[nodiscard]] std::size_t count() const { return allocations; }
-};
+using mpath::testing::AllocationScope;
 
 TEST(NvmePathDriverAllocationTest, SubmitAndCompleteAllocateNothing) {
   InlineTransport transport;

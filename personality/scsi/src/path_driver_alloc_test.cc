@@ -1,5 +1,5 @@
 // The hot path allocates nothing: every IoOp's Submit and completion, an error answer with sense (observer call,
-// classification included), counted by this binary's operator new on the submitting thread.
+// classification included), counted on the submitting thread (mpath_allocation_counter replaces this binary's operator new).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,29 +10,8 @@
 #include "mpath/scsi/classify.h"
 #include "mpath/scsi/path_driver.h"
 #include "mpath/scsi/spec/sense.h"
+#include "mpath/testing/allocation_scope.h"
 #include "path_driver_test_util.h"
-
-namespace {
-thread_local bool counting_allocations = false;
-thread_local std::size_t allocations = 0;
-
-void* Allocate(std::size_t size) {
-  if (counting_allocations) ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return Allocate(size); }
-void* operator new[](std::size_t size) { return Allocate(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return std::malloc(size == 0 ? 1 : size); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace mpath::scsi {
 namespace {
@@ -57,15 +36,7 @@ class CountingObserver final : public ScsiPathObserver {
   std::atomic<int> calls{0};
 };
 
-class AllocationScope {
- public:
-  AllocationScope() {
-    allocations = 0;
-    counting_allocations = true;
-  }
-  ~AllocationScope() { counting_allocations = false; }
-  [[nodiscard]] std::size_t count() const { return allocations; }
-};
+using mpath::testing::AllocationScope;
 
 TEST(ScsiPathDriverAllocationTest, SubmitAndCompleteAllocateNothing) {
   InlineTransport transport;
