@@ -1,17 +1,26 @@
-// `mpath demo`: the core demo. Until the simulated SAN lands it runs over RAM-backed paths (ram_path.h), with a
-// verified read/write workload on every head while a fault timeline plays underneath.
+// `mpath demo` and `mpath scenario run`: a scenario on the simulated SAN with a verified workload, a live view when
+// stdout is a terminal, and a summary (table or JSON) at the end.
 #pragma once
 
-#include <chrono>
+#include <optional>
+#include <string>
 
 namespace mpath::cli {
 
 struct DemoOptions {
-  double seconds = 12;
+  std::optional<double> seconds;  // --seconds N (default: the scenario's own, 30 s for the demo)
+  bool json = false;              // --json: the summary as one JSON object on stdout, nothing else
+};
+
+struct ScenarioCommandOptions {
+  std::string file;               // scenario run FILE
+  std::optional<double> seconds;
   bool json = false;
 };
 
-// Runs the demo; returns the process exit code (0 only when no data error and no unexpected I/O error occurred).
+// Each returns the process exit code: 0 only when the scenario passed (no data error, no unexpected I/O error, every
+// assertion held); 1 when it ran and failed; 2 when it could not run (bad file, fabric did not build).
 int RunDemo(const DemoOptions& options);
+int RunScenarioCommand(const ScenarioCommandOptions& options);
 
 }  // namespace mpath::cli

@@ -113,6 +113,24 @@ TEST(Failover, RetrySamePathSucceedsWhenThePathRecovers) {
   EXPECT_TRUE(f.log().entries[0].status.ok());
 }
 
+TEST(Failover, ARetryForAPathThatJustBecameUnusableGoesToAnotherPath) {
+  HeadFixture f;
+  PathId a = f.AddPath("a", AccessState::kOptimized, NullPath::Mode::kHold);
+  PathId b = f.AddPath("b", AccessState::kNonOptimized);
+  f.Submit(1);
+  ASSERT_EQ(f.driver(a).held(), 1u);
+  // The path leaves the usable set while its command is out, and the command then comes back "retry here".
+  ASSERT_TRUE(f.head().SetAccessState(a, AccessState::kStandby));
+  f.executor().RunUntilIdle();
+  EXPECT_EQ(f.driver(a).CompleteHeld(IoStatus::Of(Errc::kBusy, "unit attention")), 1u);
+  f.executor().RunUntilIdle();
+
+  ASSERT_EQ(f.log().entries.size(), 1u);
+  EXPECT_TRUE(f.log().entries[0].status.ok()) << f.log().entries[0].status.context;
+  EXPECT_EQ(f.driver(b).submitted(), 1u);
+  EXPECT_EQ(f.driver(a).submitted(), 1u) << "not sent again to the path that became unusable";
+}
+
 TEST(Failover, InFlightIoOnAPathThatDiesCompletesOnAnotherExactlyOnce) {
   HeadFixture f;
   PathId a = f.AddPath("a", AccessState::kOptimized, NullPath::Mode::kHold);

@@ -382,7 +382,14 @@ void HeadChannel::HandleFailure(IoRequest& io, Lane& lane) {
       return;
     case Disposition::kRetrySamePath:
       // A passthrough command may not be idempotent: it is never sent twice.
-      if (!passthrough && lane.usable && !lane.retired && io.same_path_retries_ < options_.max_same_path_retries) {
+      if (!passthrough && (!lane.usable || lane.retired)) {
+        // The path stopped being usable while the command was out (a unit attention reporting an ALUA change often
+        // arrives together with the change itself): the retry goes wherever the head routes now, as a delayed retry
+        // whose path went away does, and it does not count against the path.
+        FailOver(io, lane, /*count_against_path=*/false);
+        return;
+      }
+      if (!passthrough && io.same_path_retries_ < options_.max_same_path_retries) {
         ++io.same_path_retries_;
         lane.counters->AddRetry();
         counters_->AddRetry();

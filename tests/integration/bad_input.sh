@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Bad config files and bad arguments: each must fail with a clear message naming what was wrong and a non-zero exit
+# below 128 (no crash, no signal), within a bounded time.
+# Usage: bad_input.sh MPATH_BINARY SOURCE_TREE SCRATCH_DIR
+set -euo pipefail
+
+mpath=$1
+src=$2
+scratch=$3
+rm -rf "$scratch"
+mkdir -p "$scratch"
+cd "$scratch"
+failures=0
+
+# expect EXIT_CODE PATTERN -- COMMAND...: COMMAND must exit with EXIT_CODE ("any" for any code in 1..127) and print
+# something matching the extended regular expression PATTERN on stderr.
+expect() {
+  local want=$1 pattern=$2
+  shift 3
+  local rc=0
+  timeout 30 "$@" >stdout.txt 2>stderr.txt </dev/null || rc=$?
+  local problem=
+  if ((rc == 124)); then
+    problem="timed out"
+  elif ((rc == 0 || rc >= 128)); then
+    problem="exit code $rc"
+  elif [[ $want != any ]] && ((rc != want)); then
+    problem="exit code $rc, not $want"
+  elif ! grep -Eq -- "$pattern" stderr.txt; then
+    problem="stderr does not match /$pattern/"
+  fi
+  if [[ -n $problem ]]; then
+    echo "FAIL: $* -> $problem" >&2
+    sed 's/^/  stderr: /' stderr.txt >&2
+    failures=$((failures + 1))
+  else
+    echo "ok: $* -> $rc: $(head -n 1 stderr.txt)"
+  fi
+}
+
+# --- Config files. The message must name the file and line, and the key at fault.
+printf '[defaults\niopolicy = "round-robin"\n' >syntax.toml
+printf '[defaults]\niopolicy = "numa"\nqueue_if_no_pathh = true\n' >unknown_key.toml
+printf '[defaults]\ndelayed_removal_secs = "soon"\n' >wrong_type.toml
+printf '[defaults]\ndelayed_removal_secs = -5\n' >impossible.toml
+printf '[defaults]\niopolicy = "fastest"\n' >bad_policy.toml
+cat >bad_reference.toml <<'EOF'
+[[sim.scsi_array]]
+name = "array0"
+
+  [[sim.scsi_array.port_group]]
+  id = 1
+  ports = [1]
+
+  [[sim.scsi_array.lu]]
+  naa = "60014050abcd00000000000000000001"
+
+[[sim.path]]
+name = "p1"
+target = "array9"
+port = 1
+EOF
+printf '# no fabric at all\n[defaults]\niopolicy = "numa"\n' >empty_fabric.toml
+
+expect 2 '^syntax\.toml:1:[0-9]+: ' -- "$mpath" daemon --config syntax.toml --control ctl.sock
+expect 2 "^unknown_key\.toml:3:[0-9]+: .*queue_if_no_pathh" -- "$mpath" daemon --config unknown_key.toml --control ctl.sock
+expect 2 '^wrong_type\.toml:2:[0-9]+: .*delayed_removal_secs' -- "$mpath" daemon --config wrong_type.toml --control ctl.sock
+expect 2 '^impossible\.toml:2:[0-9]+: .*delayed_removal_secs' -- "$mpath" daemon --config impossible.toml --control ctl.sock
+expect 2 "^bad_policy\.toml:2:[0-9]+: .*fastest" -- "$mpath" daemon --config bad_policy.toml --control ctl.sock
+expect 2 "^bad_reference\.toml:13:[0-9]+: .*array9" -- "$mpath" daemon --config bad_reference.toml --control ctl.sock
+expect 2 'missing\.toml.*No such file' -- "$mpath" daemon --config missing.toml --control ctl.sock
+# A valid file with nothing to serve is not a usage error, but the daemon must not start.
+expect 1 'no head' -- "$mpath" daemon --config empty_fabric.toml --control ctl.sock
+[[ ! -e ctl.sock ]] || { echo "FAIL: a failed daemon left its socket" >&2; failures=$((failures + 1)); }
+
+# --- Arguments.
+expect 2 "unknown subcommand 'frobnicate'" -- "$mpath" frobnicate
+expect 2 'subcommand is required' -- "$mpath"
+expect 2 'head is required' -- "$mpath" show
+expect 2 'policy is required' -- "$mpath" set-policy db0
+expect 2 "unknown iopolicy 'fastest'" -- "$mpath" set-policy db0 fastest
+expect 2 "--key: invalid key '0xZZ'" -- "$mpath" pr reserve db0 --key 0xZZ
+expect 2 "--sa-key: invalid key '99999999999999999999'.*64 bits" -- "$mpath" pr register db0 --sa-key 99999999999999999999
+expect 2 'steal not in' -- "$mpath" pr steal db0
+expect 2 'sideways not in' -- "$mpath" pr reserve db0 --key 1 --type sideways
+expect 2 "argument 'slow' is not key=value" -- "$mpath" inject a0-tp1 latency slow
+expect 2 'yaml not in' -- "$mpath" list -o yaml
+expect 2 'path is required' -- "$mpath" path fail
+expect 2 'subcommand is required' -- "$mpath" path
+expect 2 'config is required' -- "$mpath" daemon
+expect 2 'io-threads' -- "$mpath" daemon --config "$src/examples/mpath.toml" --io-threads many
+expect 2 'seconds' -- "$mpath" demo --seconds -1
+expect 2 'seconds' -- "$mpath" demo --seconds soon
+expect 2 'missing\.toml' -- "$mpath" scenario run missing.toml
+
+# --- A client with no daemon.
+none=$scratch/none.sock
+expect 1 "cannot connect to $none: No such file or directory; is \`mpath daemon\` running\?" -- "$mpath" list --control "$none"
+expect 1 "cannot connect to $none" -- "$mpath" path fail a0-tp1:lun0 --control "$none"
+expect 1 "cannot connect to $none" -- env MPATH_CONTROL="$none" "$mpath" pr read-keys db0
+expect 1 "longer than 107 bytes" -- "$mpath" list --control "/tmp/$(printf 'x%.0s' {1..120})"
+
+if ((failures > 0)); then
+  echo "bad_input: $failures failure(s)" >&2
+  exit 1
+fi
+echo "bad_input: ok"

@@ -1,0 +1,66 @@
+#!/bin/bash
+# Every shipped scenario (examples/scenarios/*.toml) runs with `mpath scenario run FILE --json --seconds 6` and
+# passes; a scenario file that cannot run (missing, malformed, an unknown key) exits 2 naming what is wrong.
+# Arguments: the mpath binary, the source tree, a scratch directory.
+set -euo pipefail
+mpath=$1
+src=$2
+scratch=$3
+rm -rf "$scratch"
+mkdir -p "$scratch"
+
+count=0
+for file in "$src"/examples/scenarios/*.toml; do
+  name=$(basename "$file" .toml)
+  count=$((count + 1))
+  set +e
+  timeout 120 "$mpath" scenario run "$file" --json --seconds 6 >"$scratch/$name.json" 2>"$scratch/$name.err"
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL: scenario $name exited $rc"
+    cat "$scratch/$name.err"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print(" ", a) for a in d.get("assertions", [])]; [print(" ", e) for e in d.get("errors", [])[:10]]; print(" ", d.get("error", ""))' "$scratch/$name.json" || head -c 4000 "$scratch/$name.json"
+    exit 1
+  fi
+  python3 - "$scratch/$name.json" "$name" <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+assert summary["passed"] is True and summary["data_errors"] == 0 and summary["unexpected_errors"] == 0, summary
+assert summary["scenario"] == sys.argv[2], summary["scenario"]
+assert summary["assertions"] and all(a["passed"] for a in summary["assertions"])
+print(f"scenario {sys.argv[2]}: passed ({len(summary['assertions'])} assertions, "
+      f"{sum(h['ios'] for h in summary['heads'])} I/Os on {len(summary['heads'])} heads)")
+PY
+done
+[ "$count" -ge 4 ] || { echo "FAIL: only $count shipped scenarios"; exit 1; }
+
+# expect_refusal NAME WANT ARGS...: exit code 2, and WANT on stderr.
+expect_refusal() {
+  local name=$1 want=$2
+  shift 2
+  set +e
+  timeout 20 "$mpath" "$@" >"$scratch/$name.out" 2>"$scratch/$name.err"
+  local rc=$?
+  set -e
+  if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$scratch/$name.err"; then
+    echo "FAIL: $name: exit $rc, expected 2 with '$want' on stderr"
+    cat "$scratch/$name.err"
+    exit 1
+  fi
+}
+
+expect_refusal missing "$scratch/no-such.toml" scenario run "$scratch/no-such.toml"
+printf '[scenario]\nname = "x"\nduraton_secs = 3\n' >"$scratch/typo.toml"
+expect_refusal typo "$scratch/typo.toml:3:1: unknown key 'duraton_secs' in [scenario]" scenario run "$scratch/typo.toml"
+printf '[[step]]\nat_secs = 1\naction = "explode"\n' >"$scratch/action.toml"
+expect_refusal action "$scratch/action.toml:3:10: step[0].action: unknown action 'explode'" \
+  scenario run "$scratch/action.toml"
+printf '[scenario]\nname = "x\n' >"$scratch/syntax.toml"
+expect_refusal syntax "$scratch/syntax.toml:2:" scenario run "$scratch/syntax.toml"
+expect_refusal seconds "--seconds must be more than 0" scenario run "$src/examples/scenarios/demo.toml" --seconds -1
+# In JSON mode the refusal is still one JSON object on stdout.
+expect_refusal json-missing "no-such.toml" scenario run "$scratch/no-such.toml" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["passed"] is False and "no-such.toml" in d["error"], d' \
+  "$scratch/json-missing.out"
+echo "PASS: $count scenarios, and the refusals"
