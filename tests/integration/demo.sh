@@ -9,8 +9,8 @@ scratch=$3
 rm -rf "$scratch"
 mkdir -p "$scratch"
 
-if ! timeout 120 "$mpath" demo --seconds 6 --json >"$scratch/demo.json" 2>"$scratch/demo.err"; then
-  echo "FAIL: mpath demo --seconds 6 --json did not exit 0"
+if ! timeout 120 "$mpath" demo --seconds 12 --json >"$scratch/demo.json" 2>"$scratch/demo.err"; then
+  echo "FAIL: mpath demo --seconds 12 --json did not exit 0"
   cat "$scratch/demo.err"
   head -c 6000 "$scratch/demo.json"
   exit 1
@@ -42,8 +42,8 @@ print(f"demo JSON: {len(heads)} heads, {sum(h['ios'] for h in heads)} I/Os, "
 PY
 
 # Text mode, stdout a file: no screen drawing, the events as they happen, then the table and the verdict.
-if ! timeout 120 "$mpath" demo --seconds 3 >"$scratch/demo.txt" 2>"$scratch/demo-text.err"; then
-  echo "FAIL: mpath demo --seconds 3 did not exit 0"
+if ! timeout 120 "$mpath" demo --seconds 12 >"$scratch/demo.txt" 2>"$scratch/demo-text.err"; then
+  echo "FAIL: mpath demo --seconds 12 did not exit 0"
   cat "$scratch/demo-text.err" "$scratch/demo.txt"
   exit 1
 fi
