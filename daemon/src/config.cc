@@ -1,9 +1,5 @@
 #include "mpath/daemon/config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -20,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "mpath/scsi/alua_engine.h"
+#include "text_file.h"
 
 namespace mpath::daemon {
 
@@ -108,7 +105,6 @@ constexpr std::int64_t kMaxSizeMib = 1LL << 40;  // sparse stores; bounded only 
 constexpr double kMaxLatencyMs = 60'000;         // beyond any command timeout: the path would only time out
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::size_t kMaxNqnLength = 223;       // NVMe: an NQN is at most 223 bytes; iSCSI names as well
-constexpr std::uintmax_t kMaxConfigBytes = 16u << 20;
 
 std::string_view TypeName(toml::node_type type) {
   switch (type) {
@@ -934,43 +930,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view file_name,
 }
 
 Result<Config> LoadConfig(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    return MakeError(error == ENOENT ? Errc::kNotFound : Errc::kInvalidArgument,
-                     fmt::format("cannot open config file {}: {}", path, std::strerror(error)));
-  }
-  std::string text;
-  int error = 0;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    error = errno;
-  } else if (S_ISDIR(st.st_mode)) {
-    error = EISDIR;
-  } else {
-    // Read to the end rather than trust st_size, so that pipes and /dev/stdin work; bounded so that /dev/zero
-    // cannot make it read forever.
-    char buffer[65536];
-    for (;;) {
-      const ssize_t n = ::read(fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        error = errno;
-        break;
-      }
-      if (n == 0) break;
-      text.append(buffer, static_cast<std::size_t>(n));
-      if (text.size() > kMaxConfigBytes) {
-        ::close(fd);
-        return MakeError(Errc::kInvalidArgument,
-                         fmt::format("config file {} is larger than {} MiB", path, kMaxConfigBytes >> 20));
-      }
-    }
-  }
-  ::close(fd);
-  if (error != 0) {
-    return MakeError(Errc::kInvalidArgument, fmt::format("cannot read config file {}: {}", path, std::strerror(error)));
-  }
+  const std::string text = MPATH_TRY(ReadTextFile(path, "config file"));
   return ParseConfig(text, path);
 }
 

@@ -1,9 +1,5 @@
 #include "mpath/daemon/scenario.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -19,6 +15,8 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "text_file.h"
+
 namespace mpath::daemon {
 namespace {
 
@@ -30,7 +28,6 @@ constexpr std::string_view kScenarioKeys[] = {"name", "description", "duration_s
 constexpr std::string_view kStepKeys[] = {"at_secs", "action", "note"};  // besides the action's own
 constexpr std::string_view kAssertKeys[] = {"kind"};                      // besides the kind's own
 constexpr double kMaxDurationSecs = 24 * 3600;
-constexpr std::uintmax_t kMaxFileBytes = 16u << 20;
 
 // How a key's value is read; every value is kept as text in the step's or assertion's `args`.
 enum class ValueKind : std::uint8_t {
@@ -573,42 +570,7 @@ Result<Scenario> ParseScenario(std::string_view text, std::string_view file_name
 }
 
 Result<Scenario> LoadScenario(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    return MakeError(error == ENOENT ? Errc::kNotFound : Errc::kInvalidArgument,
-                     fmt::format("cannot open scenario file {}: {}", path, std::strerror(error)));
-  }
-  std::string text;
-  int error = 0;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    error = errno;
-  } else if (S_ISDIR(st.st_mode)) {
-    error = EISDIR;
-  } else {
-    char buffer[65536];
-    for (;;) {
-      const ssize_t n = ::read(fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        error = errno;
-        break;
-      }
-      if (n == 0) break;
-      text.append(buffer, static_cast<std::size_t>(n));
-      if (text.size() > kMaxFileBytes) {
-        ::close(fd);
-        return MakeError(Errc::kInvalidArgument,
-                         fmt::format("scenario file {} is larger than {} MiB", path, kMaxFileBytes >> 20));
-      }
-    }
-  }
-  ::close(fd);
-  if (error != 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     fmt::format("cannot read scenario file {}: {}", path, std::strerror(error)));
-  }
+  const std::string text = MPATH_TRY(ReadTextFile(path, "scenario file"));
   return ParseScenario(text, path);
 }
 
