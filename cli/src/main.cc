@@ -6,10 +6,7 @@
 #include "commands.h"
 #include "demo.h"
 
-// The version is the project's (CMakeLists.txt, project()); the build may pass it in.
-#ifndef MPATH_VERSION
-#define MPATH_VERSION "0.1.0"
-#endif
+// MPATH_VERSION comes from project() in the top-level CMakeLists.txt (cli/CMakeLists.txt passes it in).
 
 namespace {
 
