@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "test_util.h"
@@ -115,6 +116,10 @@ TEST_F(SubsystemTest, ManyThreadsManyControllers) {
     });
   }
   for (auto& h : hosts) h.join();
+  // The hosts can finish before the control thread's first change has reached an AER on a loaded machine: keep the
+  // control and executor threads going until a notice has gone round (bounded, so a lost notice still fails).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (notices.load() == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
   stop.store(true);
   control.join();
   executor_thread.join();
