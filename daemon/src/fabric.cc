@@ -1475,6 +1475,28 @@ Result<T> Named(Result<T> result, std::string_view what) {
 
 }  // namespace
 
+namespace {
+
+// The arguments a device fault's two protocols share.
+Result<std::uint64_t> SizeMibArg(const FaultArgs& args) {
+  const std::uint64_t mib = MPATH_TRY(args.Unsigned("size_mib", 1ull << 30));
+  if (mib == 0) return args.Bad("size_mib", "0", "must be above 0");
+  return mib;
+}
+
+Result<std::pair<std::uint64_t, const ReservationTypeName*>> ForeignPreemptArgs(const FaultArgs& args,
+                                                                                const FaultRequest& request) {
+  const std::uint64_t key = MPATH_TRY(args.Unsigned("key"));
+  if (key == 0) return args.Bad("key", "0", "must not be 0");
+  const ReservationTypeName* type = &kReservationTypes[0];
+  if (args.Has("type")) {
+    type = MPATH_TRY(Named(ParseReservationType(request.args.at("type")), "fault 'foreign-preempt'"));
+  }
+  return std::pair{key, type};
+}
+
+}  // namespace
+
 Result<std::string> Fabric::Impl::InjectArrayFault(const FaultRequest& request, ArrayRecord& record) {
   const std::string& fault = request.fault;
   const std::string& name = record.config->name;
@@ -1524,8 +1546,7 @@ Result<std::string> Fabric::Impl::InjectArrayFault(const FaultRequest& request, 
   if (fault == "resize") {
     FaultArgs args = MPATH_TRY(FaultArgs::Check(request, {"lun", "size_mib"}));
     const SimLogicalUnit* lu = MPATH_TRY(lu_of(args));
-    const std::uint64_t mib = MPATH_TRY(args.Unsigned("size_mib", 1ull << 30));
-    if (mib == 0) return args.Bad("size_mib", "0", "must be above 0");
+    const std::uint64_t mib = MPATH_TRY(SizeMibArg(args));
     MPATH_TRY(Named(array.ChangeCapacity(lu->lun, mib * kMiB / lu->block_size),
                     fmt::format("array '{}' LU {}", name, lu->lun)));
     return fmt::format("array {}: LU {} is now {} MiB", name, lu->lun, mib);
@@ -1533,12 +1554,7 @@ Result<std::string> Fabric::Impl::InjectArrayFault(const FaultRequest& request, 
   if (fault == "foreign-preempt") {
     FaultArgs args = MPATH_TRY(FaultArgs::Check(request, {"lun", "key", "type"}));
     const SimLogicalUnit* lu = MPATH_TRY(lu_of(args));
-    const std::uint64_t key = MPATH_TRY(args.Unsigned("key"));
-    if (key == 0) return args.Bad("key", "0", "must not be 0");
-    const ReservationTypeName* type = &kReservationTypes[0];
-    if (args.Has("type")) {
-      type = MPATH_TRY(Named(ParseReservationType(request.args.at("type")), "fault 'foreign-preempt'"));
-    }
+    const auto [key, type] = MPATH_TRY(ForeignPreemptArgs(args, request));
     MPATH_TRY(Named(array.ForeignPreempt(lu->lun, kForeignInitiator, key, static_cast<std::uint8_t>(type->scsi)),
                     fmt::format("array '{}' LU {}", name, lu->lun)));
     return fmt::format("array {}: another host (key {:#x}) preempted every registration of LU {} and holds {}", name,
@@ -1587,8 +1603,7 @@ Result<std::string> Fabric::Impl::InjectSubsystemFault(const FaultRequest& reque
   if (fault == "resize") {
     FaultArgs args = MPATH_TRY(FaultArgs::Check(request, {"nsid", "size_mib"}));
     const SimNamespace* ns = MPATH_TRY(ns_of(args));
-    const std::uint64_t mib = MPATH_TRY(args.Unsigned("size_mib", 1ull << 30));
-    if (mib == 0) return args.Bad("size_mib", "0", "must be above 0");
+    const std::uint64_t mib = MPATH_TRY(SizeMibArg(args));
     MPATH_TRY(Named(subsystem.ChangeCapacity(ns->nsid, mib * kMiB / ns->block_size),
                     fmt::format("subsystem '{}' namespace {}", name, ns->nsid)));
     return fmt::format("subsystem {}: namespace {} is now {} MiB", name, ns->nsid, mib);
@@ -1596,12 +1611,7 @@ Result<std::string> Fabric::Impl::InjectSubsystemFault(const FaultRequest& reque
   if (fault == "foreign-preempt") {
     FaultArgs args = MPATH_TRY(FaultArgs::Check(request, {"nsid", "key", "type"}));
     const SimNamespace* ns = MPATH_TRY(ns_of(args));
-    const std::uint64_t key = MPATH_TRY(args.Unsigned("key"));
-    if (key == 0) return args.Bad("key", "0", "must not be 0");
-    const ReservationTypeName* type = &kReservationTypes[0];
-    if (args.Has("type")) {
-      type = MPATH_TRY(Named(ParseReservationType(request.args.at("type")), "fault 'foreign-preempt'"));
-    }
+    const auto [key, type] = MPATH_TRY(ForeignPreemptArgs(args, request));
     MPATH_TRY(Named(subsystem.ForeignPreempt(ns->nsid, kForeignHostId, key, static_cast<std::uint8_t>(type->nvme)),
                     fmt::format("subsystem '{}' namespace {}", name, ns->nsid)));
     return fmt::format("subsystem {}: another host (key {:#x}) preempted every registrant of namespace {} and holds {}",
