@@ -120,6 +120,19 @@ struct SimFabric {                   // [sim]
   std::vector<SimPath> paths;
 };
 
+// [export]: the NBD server of `mpath daemon` (one export per head, named by its alias, else its identity).
+struct ExportSettings {
+  bool enabled = true;                              // enabled = false: no NBD server
+  std::string unix_socket = "/run/mpath/nbd.sock";  // unix_socket = "": no unix socket (then tcp_port is required)
+  std::optional<std::uint16_t> tcp_port;            // tcp_port = 10809: TCP is off unless set
+  std::string tcp_address = "127.0.0.1";            // tcp_address = "::1" (only with tcp_port)
+  bool read_only = false;                           // read_only = true: every export refuses writes and trims
+  std::string default_export;                       // default_export = "db0": for clients that name no export;
+                                                    // unset: the only head, when there is exactly one
+  std::uint32_t max_connections = 64;               // 1..4096
+  std::uint32_t queue_depth = 128;                  // requests in flight per connection, 1..4096
+};
+
 struct Config {
   std::string file;                  // where it came from ("<string>" when parsed from text)
   // [defaults]
@@ -129,6 +142,7 @@ struct Config {
   HeadSettings defaults;
   std::vector<DeviceSettings> devices;
   HostSettings host;
+  ExportSettings nbd_export;                      // [export]
   SimFabric sim;
 
   // The registry's options: opt-in from `multipath` and `opted_out_transports`, head defaults from `defaults` over

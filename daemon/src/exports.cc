@@ -1,0 +1,1 @@
+#include "mpath/daemon/exports.h"

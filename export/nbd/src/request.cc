@@ -1,0 +1,1 @@
+#include "mpath/nbd/request.h"
