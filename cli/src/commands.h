@@ -20,9 +20,12 @@ struct DaemonOptions {
   std::string config;           // --config FILE
   std::string control;          // --control PATH
   std::size_t io_threads = 2;   // --io-threads N (0: one per CPU)
+  std::optional<std::string> nbd;  // --nbd PATH: the NBD export's unix socket, over [export] unix_socket and enabled
+  bool no_nbd = false;          // --no-nbd: no NBD export, whatever [export] says
 };
-// Builds the fabric, serves the control socket until SIGTERM or SIGINT (or a "shutdown" request), then stops
-// cleanly: 0 after a clean stop, 1 when the fabric or socket could not be set up, 2 for a bad config file.
+// Builds the fabric, serves the control socket and the NBD export until SIGTERM or SIGINT (or a "shutdown" request),
+// then stops cleanly: 0 after a clean stop, 1 when the fabric or a socket could not be set up, 2 for a bad config
+// file.
 int RunDaemon(const DaemonOptions& options);
 
 struct ClientOptions {

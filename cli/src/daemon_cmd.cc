@@ -1,4 +1,4 @@
-// `mpath daemon`: config -> fabric -> control socket -> wait for a signal -> clean stop.
+// `mpath daemon`: config -> fabric -> control socket -> NBD export -> wait for a signal -> clean stop.
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,13 +10,17 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <string>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "mpath/daemon/config.h"
 #include "mpath/daemon/control.h"
+#include "mpath/daemon/exports.h"
 #include "mpath/daemon/fabric.h"
+#include "mpath/nbd/server.h"
 
 namespace mpath::cli {
 namespace {
@@ -52,6 +56,24 @@ std::string Describe(const daemon::BuildReport::PathOutcome& outcome) {
   if (outcome.multipathed) return fmt::format("path {}: attached to {}", outcome.path, outcome.head);
   return fmt::format("path {}: attached, not multipathed{}", outcome.path,
                      outcome.message.empty() ? "" : ": " + outcome.message);
+}
+
+// What the export serves on, from [export] and the command line.
+daemon::ExportSettings ExportSettingsOf(const daemon::Config& config, const DaemonOptions& options) {
+  daemon::ExportSettings settings = config.nbd_export;
+  if (options.nbd) {
+    // Naming a socket on the command line asks for the export, whatever the file says.
+    settings.enabled = true;
+    settings.unix_socket = *options.nbd;
+  }
+  if (options.no_nbd) settings.enabled = false;
+  return settings;
+}
+
+// "127.0.0.1:10809", "[::1]:10809".
+std::string HostPort(const std::string& address, std::uint16_t port) {
+  return address.find(':') == std::string::npos ? fmt::format("{}:{}", address, port)
+                                                : fmt::format("[{}]:{}", address, port);
 }
 
 }  // namespace
@@ -120,6 +142,37 @@ int RunDaemon(const DaemonOptions& options) {
   }
   fmt::print("serving {} (mpath list --control {})\n", options.control, options.control);
 
+  const daemon::ExportSettings export_settings = ExportSettingsOf((*fabric)->config(), options);
+  std::unique_ptr<daemon::FabricExports> catalog;
+  std::unique_ptr<nbd::NbdServer> nbd_server;
+  if (export_settings.enabled) {
+    catalog = std::make_unique<daemon::FabricExports>(**fabric, export_settings);
+    auto started = daemon::StartExportServer(**fabric, *catalog, export_settings);
+    if (!started) {
+      const std::string where = !export_settings.unix_socket.empty()
+                                    ? export_settings.unix_socket
+                                    : HostPort(export_settings.tcp_address, export_settings.tcp_port.value_or(0));
+      fmt::print(stderr, "mpath daemon: cannot serve the NBD export on {}: {}\n", where, started.error().message());
+      server->reset();
+      fabric->reset();
+      ::close(shutdown_fd);
+      return kExitFailed;
+    }
+    nbd_server = std::move(*started);
+    const std::size_t exports = catalog->List().size();
+    const std::string count = fmt::format("{} export{}", exports, exports == 1 ? "" : "s");
+    if (!nbd_server->unix_path().empty()) {
+      fmt::print("nbd: serving {} on {} (nbdinfo --list 'nbd+unix:///?socket={}')\n", count, nbd_server->unix_path(),
+                 nbd_server->unix_path());
+    }
+    if (export_settings.tcp_port) {
+      const std::string at = HostPort(export_settings.tcp_address, nbd_server->tcp_port());
+      fmt::print("nbd: serving {} on {} (nbdinfo --list nbd://{})\n", count, at, at);
+    }
+  } else {
+    fmt::print("nbd: no export ({})\n", options.no_nbd ? "--no-nbd" : "[export] enabled = false");
+  }
+
   std::string why;
   while (why.empty()) {
     pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {shutdown_fd, POLLIN, 0}};
@@ -138,7 +191,10 @@ int RunDaemon(const DaemonOptions& options) {
   }
 
   fmt::print("{}: shutting down\n", why);
-  // The server first, so no request reaches a fabric being torn down; then the fabric, whose I/O drains.
+  // The NBD server first: its requests in flight complete through heads that still run, and no client reaches a
+  // fabric being torn down. Then the control server, for the same reason; then the fabric, whose I/O drains.
+  nbd_server.reset();
+  catalog.reset();
   server->reset();
   fabric->reset();
   ::close(shutdown_fd);

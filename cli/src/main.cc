@@ -45,13 +45,28 @@ int Main(int argc, char** argv) {
 
   DaemonOptions daemon_options;
   daemon_options.control = DefaultControlPath();
-  auto* daemon = app.add_subcommand("daemon", "build the configured fabric and serve the control socket");
+  auto* daemon = app.add_subcommand(
+      "daemon", "build the configured fabric; serve the control socket and every head as an NBD export");
   daemon->add_option("--config", daemon_options.config, "the configuration file (TOML)")->required();
   daemon->add_option("--control", daemon_options.control, "where to serve the control socket ($MPATH_CONTROL)")
       ->capture_default_str();
   daemon->add_option("--io-threads", daemon_options.io_threads, "I/O event loops (0: one per CPU)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  auto* nbd_option =
+      daemon
+          ->add_option("--nbd", daemon_options.nbd,
+                       "serve the NBD export on this unix socket, whatever [export] says (docs/config.md)")
+          ->check(CLI::Validator(
+              [](std::string& path) -> std::string {
+                if (path.empty()) return "needs a socket path (--no-nbd serves no export)";
+                // sockaddr_un::sun_path, less its terminating NUL.
+                if (path.size() > 107) return "'" + path.substr(0, 40) + "...' is longer than 107 bytes";
+                return "";
+              },
+              "PATH"));
+  daemon->add_flag("--no-nbd", daemon_options.no_nbd, "serve no NBD export, whatever [export] says")
+      ->excludes(nbd_option);
 
   ClientOptions client;
   client.control = DefaultControlPath();

@@ -93,6 +93,23 @@ HeadOptions Head::options() const {
   return options_;
 }
 
+IoLimits Head::limits() const {
+  std::lock_guard lock(mu_);
+  return limits_;
+}
+
+namespace {
+
+// The tighter of two limits where 0 means none.
+template <typename T>
+T Tighter(T a, T b) {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return std::min(a, b);
+}
+
+}  // namespace
+
 Result<PathId> Head::AddPath(const DeviceInfo& info, std::unique_ptr<PathDriver> driver) {
   if (driver == nullptr) return MakeError(Errc::kInvalidArgument, fmt::format("path '{}' has no driver", info.name));
   if (info.name.empty()) return MakeError(Errc::kInvalidArgument, "a path needs a name");
@@ -122,6 +139,12 @@ Result<PathId> Head::AddPath(const DeviceInfo& info, std::unique_ptr<PathDriver>
                      fmt::format("path '{}' needs {} bytes of request context but head '{}' provides {}", info.name,
                                  driver->ContextSize(), config_.name, options_.request_context_size));
   }
+  if ((info.max_transfer_bytes != 0 && info.max_transfer_bytes < config_.block_size) ||
+      (info.max_zeroing_bytes != 0 && info.max_zeroing_bytes < config_.block_size)) {
+    return MakeError(Errc::kInvalidArgument,
+                     fmt::format("path '{}' cannot carry one {}-byte block per command (limits {} / {} bytes)", info.name,
+                                 config_.block_size, info.max_transfer_bytes, info.max_zeroing_bytes));
+  }
   if (info.initial_state == PathState::kRemoving) {
     return MakeError(Errc::kInvalidArgument, fmt::format("path '{}' cannot start in state removing", info.name));
   }
@@ -136,6 +159,10 @@ Result<PathId> Head::AddPath(const DeviceInfo& info, std::unique_ptr<PathDriver>
   PathId id = next_path_id_++;
   paths_.push_back(std::make_shared<Path>(id, slot, info, std::move(driver)));
   had_path_ = true;
+  // Rounded down to whole blocks, so that a request cut at the limit stays aligned.
+  const auto whole_blocks = [&](auto bytes) { return bytes - bytes % config_.block_size; };
+  limits_.max_transfer_bytes = Tighter(limits_.max_transfer_bytes, whole_blocks(info.max_transfer_bytes));
+  limits_.max_zeroing_bytes = Tighter(limits_.max_zeroing_bytes, whole_blocks(info.max_zeroing_bytes));
   bool removed = PublishLocked();
   lock.unlock();
   if (removed) AnnounceRemoval();
@@ -298,6 +325,7 @@ IoCounters Head::Counters() const {
 bool Head::PublishLocked() {
   HeadSnapshot next;
   next.options = options_;
+  next.limits = limits_;
   bool any_usable = false;
   bool any_may_return = false;
   for (const auto& p : paths_) {

@@ -143,6 +143,7 @@ void HeadChannel::Refresh() {
   sample_mask_ = options_.latency_sample_interval - 1;
   queue_when_no_path_ = snapshot.queue_when_no_path;
   no_path_status_ = snapshot.no_path_status;
+  limits_ = snapshot.limits;
 
   std::vector<std::unique_ptr<Lane>> next;
   next.reserve(snapshot.paths.size());
@@ -209,6 +210,14 @@ IoStatus HeadChannel::Validate(const IoRequest& io) const {
       }
       if (io.offset > capacity_bytes_ || io.length > capacity_bytes_ - io.offset) {
         return IoStatus::Of(Errc::kOutOfRange, "I/O beyond the end of the device");
+      }
+      // Refused here rather than by a path, where it would fail as a target error after a round trip.
+      if (io.op == IoOp::kRead || io.op == IoOp::kWrite) {
+        if (limits_.max_transfer_bytes != 0 && io.length > limits_.max_transfer_bytes) {
+          return IoStatus::Of(Errc::kInvalidArgument, "I/O larger than the head's maximum transfer (Head::limits)");
+        }
+      } else if (limits_.max_zeroing_bytes != 0 && io.length > limits_.max_zeroing_bytes) {
+        return IoStatus::Of(Errc::kInvalidArgument, "zeroing larger than the head's maximum (Head::limits)");
       }
       return IoStatus::Ok();
     }

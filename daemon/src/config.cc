@@ -11,10 +11,13 @@
 #include <set>
 #include <utility>
 
+#include <arpa/inet.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "mpath/nbd/spec.h"
 #include "mpath/scsi/alua_engine.h"
 #include "text_file.h"
 
@@ -73,7 +76,7 @@ namespace {
 
 using KeyList = std::span<const std::string_view>;
 
-constexpr std::string_view kTopLevelKeys[] = {"defaults", "device", "host", "sim"};
+constexpr std::string_view kTopLevelKeys[] = {"defaults", "device", "host", "export", "sim"};
 constexpr std::string_view kDefaultsKeys[] = {
     "multipath", "iopolicy", "delayed_removal_secs", "queue_if_no_path", "write_quiesce_secs",
     "max_same_path_retries", "opt_out_transports", "alua", "marginal"};
@@ -83,6 +86,8 @@ constexpr std::string_view kDeviceKeys[] = {
 constexpr std::string_view kMarginalKeys[] = {"window", "error_threshold", "latency_factor", "probe_interval_secs",
                                               "probes_to_reinstate"};
 constexpr std::string_view kHostKeys[] = {"iscsi_initiator", "nvme_host_nqn", "nvme_host_id"};
+constexpr std::string_view kExportKeys[] = {"enabled", "unix_socket", "tcp_port", "tcp_address", "read_only",
+                                            "default_export", "max_connections", "queue_depth"};
 constexpr std::string_view kSimKeys[] = {"seed", "scsi_array", "nvme_subsystem", "path"};
 constexpr std::string_view kArrayKeys[] = {"name", "vendor", "product", "alua", "transition_secs", "port_group", "lu"};
 constexpr std::string_view kPortGroupKeys[] = {"id", "state", "preferred", "ports"};
@@ -105,6 +110,10 @@ constexpr std::int64_t kMaxSizeMib = 1LL << 40;  // sparse stores; bounded only 
 constexpr double kMaxLatencyMs = 60'000;         // beyond any command timeout: the path would only time out
 constexpr std::size_t kMaxNameLength = 64;
 constexpr std::size_t kMaxNqnLength = 223;       // NVMe: an NQN is at most 223 bytes; iSCSI names as well
+constexpr std::size_t kMaxUnixPath = 107;        // sockaddr_un::sun_path, less its terminating NUL
+constexpr std::int64_t kMaxExportLimit = 4096;   // max_connections and queue_depth: far beyond any real client
+// A default export must be a name a client could send (NBD protocol "Conventions": strings of at most 4096 bytes).
+constexpr std::size_t kMaxExportName = nbd::spec::kMaxStringLength;
 
 std::string_view TypeName(toml::node_type type) {
   switch (type) {
@@ -279,6 +288,7 @@ class Parser {
   Result<void> ParseDefaults(const Table& t, Config& config) const;
   Result<DeviceSettings> ParseDevice(const Table& t) const;
   Result<void> ParseHost(const Table& t, HostSettings& host) const;
+  Result<void> ParseExport(const Table& t, ExportSettings& settings) const;
   Result<void> ParseSim(const Table& t, SimFabric& sim) const;
   // `naa_owner`: the LUs of the arrays before this one, by NAA, to refuse one identity on two LUs.
   Result<SimScsiArray> ParseArray(const Table& t, std::map<std::string, std::string, std::less<>>& naa_owner) const;
@@ -585,6 +595,64 @@ Result<void> Parser::ParseHost(const Table& t, HostSettings& host) const {
     // "Host Identifier").
     if (IsAllZero(*bytes)) return Fail(node, t.Key("nvme_host_id"), "must not be all zeros");
     host.nvme_host_id = *bytes;
+  }
+  return {};
+}
+
+Result<void> Parser::ParseExport(const Table& t, ExportSettings& settings) const {
+  MPATH_TRY(CheckKeys(t, kExportKeys));
+  if (auto enabled = MPATH_TRY(Boolean(t, "enabled"))) settings.enabled = *enabled;
+  if (auto path = MPATH_TRY(String(t, "unix_socket"))) {
+    const toml::node& node = *t.node.get("unix_socket");
+    if (path->size() > kMaxUnixPath) {
+      return Fail(node, t.Key("unix_socket"),
+                  fmt::format("'{}' is longer than {} bytes, the most a unix socket path may have", Shown(*path),
+                              kMaxUnixPath));
+    }
+    if (path->find('\0') != std::string::npos) return Fail(node, t.Key("unix_socket"), "must not contain a NUL byte");
+    settings.unix_socket = std::move(*path);
+  }
+  if (auto port = MPATH_TRY(Integer(t, "tcp_port", 1, 0xFFFF))) settings.tcp_port = static_cast<std::uint16_t>(*port);
+  if (auto address = MPATH_TRY(String(t, "tcp_address"))) {
+    const toml::node& node = *t.node.get("tcp_address");
+    // A literal only: resolving a host name would make the listener depend on DNS at start-up.
+    in6_addr scratch{};
+    const bool literal = address->find('\0') == std::string::npos &&
+                         (inet_pton(AF_INET, address->c_str(), &scratch) == 1 ||
+                          inet_pton(AF_INET6, address->c_str(), &scratch) == 1);
+    if (!literal) {
+      return Fail(node, t.Key("tcp_address"),
+                  fmt::format("'{}' is not an IPv4 or IPv6 address (e.g. \"127.0.0.1\", \"0.0.0.0\", \"::1\")",
+                              Shown(*address)));
+    }
+    if (!settings.tcp_port) {
+      return Fail(node, t.Key("tcp_address"), "is used only with tcp_port (TCP is off unless tcp_port is set)");
+    }
+    settings.tcp_address = std::move(*address);
+  }
+  if (auto read_only = MPATH_TRY(Boolean(t, "read_only"))) settings.read_only = *read_only;
+  if (auto name = MPATH_TRY(String(t, "default_export"))) {
+    // Which head it names is known only once the fabric is up (a head may be named by its identity), so only its
+    // form is checked here.
+    if (name->empty() || name->size() > kMaxExportName || !IsPrintableAscii(*name)) {
+      return Fail(*t.node.get("default_export"), t.Key("default_export"),
+                  fmt::format("must be 1 to {} printable ASCII characters: an alias, identity or head name (leave it "
+                              "out to default to the only head)",
+                              kMaxExportName));
+    }
+    settings.default_export = std::move(*name);
+  }
+  if (auto max = MPATH_TRY(Integer(t, "max_connections", 1, kMaxExportLimit))) {
+    settings.max_connections = static_cast<std::uint32_t>(*max);
+  }
+  if (auto depth = MPATH_TRY(Integer(t, "queue_depth", 1, kMaxExportLimit))) {
+    settings.queue_depth = static_cast<std::uint32_t>(*depth);
+  }
+  if (settings.enabled && settings.unix_socket.empty() && !settings.tcp_port) {
+    return Fail(t.SourceOf("unix_socket"),
+                fmt::format("{}: nothing to listen on: unix_socket is \"\" and tcp_port is not set (set one, or "
+                            "enabled = false)",
+                            t.name));
   }
   return {};
 }
@@ -911,6 +979,7 @@ Result<Config> Parser::Parse(const toml::table& root, std::span<const std::strin
     config.devices.push_back(std::move(device));
   }
   if (auto host = MPATH_TRY(SubTable(top, "host"))) MPATH_TRY(ParseHost(*host, config.host));
+  if (auto nbd = MPATH_TRY(SubTable(top, "export"))) MPATH_TRY(ParseExport(*nbd, config.nbd_export));
   if (auto sim = MPATH_TRY(SubTable(top, "sim"))) MPATH_TRY(ParseSim(*sim, config.sim));
   return config;
 }

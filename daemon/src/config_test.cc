@@ -100,6 +100,15 @@ TEST(ConfigExamples, FullExampleParsesIntoExactlyWhatItSays) {
   EXPECT_EQ(c.host.nvme_host_id, (std::array<std::uint8_t, 16>{0x6d, 0x70, 0x61, 0x74, 0x68, 0x00, 0x40, 0x00, 0x80,
                                                                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01}));
 
+  EXPECT_TRUE(c.nbd_export.enabled);
+  EXPECT_EQ(c.nbd_export.unix_socket, "/run/mpath/nbd.sock");
+  EXPECT_FALSE(c.nbd_export.tcp_port.has_value());
+  EXPECT_EQ(c.nbd_export.tcp_address, "127.0.0.1");
+  EXPECT_FALSE(c.nbd_export.read_only);
+  EXPECT_EQ(c.nbd_export.default_export, "db0");
+  EXPECT_EQ(c.nbd_export.max_connections, 64u);
+  EXPECT_EQ(c.nbd_export.queue_depth, 128u);
+
   EXPECT_EQ(c.sim.seed, 1u);
   ASSERT_EQ(c.sim.scsi_arrays.size(), 1u);
   const SimScsiArray& array = c.sim.scsi_arrays[0];
@@ -189,6 +198,10 @@ TEST(ConfigExamples, MinimalExampleTakesEveryDefault) {
   EXPECT_TRUE(c.devices.empty());
   EXPECT_EQ(c.host.iscsi_initiator, HostSettings{}.iscsi_initiator);
   EXPECT_EQ(c.host.nvme_host_id, HostSettings{}.nvme_host_id);
+  EXPECT_TRUE(c.nbd_export.enabled);
+  EXPECT_EQ(c.nbd_export.unix_socket, ExportSettings{}.unix_socket);
+  EXPECT_FALSE(c.nbd_export.tcp_port.has_value());
+  EXPECT_TRUE(c.nbd_export.default_export.empty());
   EXPECT_EQ(c.sim.seed, 1u);
   ASSERT_EQ(c.sim.scsi_arrays.size(), 1u);
   const SimScsiArray& array = c.sim.scsi_arrays[0];
@@ -250,6 +263,9 @@ std::string Describe(const Config& c) {
     head(d.head);
   }
   add(c.host.iscsi_initiator, c.host.nvme_host_nqn, Join(c.host.nvme_host_id), c.sim.seed);
+  const ExportSettings& e = c.nbd_export;
+  add("export", e.enabled, e.unix_socket, e.tcp_port.value_or(0), e.tcp_address, e.read_only, e.default_export,
+      e.max_connections, e.queue_depth);
   for (const SimScsiArray& a : c.sim.scsi_arrays) {
     add("array", a.name, a.vendor, a.product, a.tpgs, a.transition_secs);
     for (const SimPortGroup& g : a.port_groups) add("group", g.id, g.state, g.preferred, Join(g.ports));
@@ -401,6 +417,8 @@ match = "naa.6*"
 #device.marginal
 [host]
 #host
+[export]
+#export
 [sim]
 #sim
 [[sim.scsi_array]]
@@ -444,6 +462,7 @@ TEST(ConfigErrors, UnknownKeysAreRefusedAtEveryLevelWithTheAllowedOnes) {
       {"#device", "[[device]]", "alias"},
       {"#device.marginal", "[device.marginal]", "error_threshold"},
       {"#host", "[host]", "nvme_host_id"},
+      {"#export", "[export]", "default_export"},
       {"#sim", "[sim]", "seed"},
       {"#array", "[[sim.scsi_array]]", "transition_secs"},
       {"#port_group", "[[sim.scsi_array.port_group]]", "preferred"},
@@ -471,7 +490,7 @@ TEST(ConfigErrors, UnknownKeysAreRefusedAtEveryLevelWithTheAllowedOnes) {
 TEST(ConfigErrors, ACloseMisspellingIsStillUnknown) {
   EXPECT_TRUE(FailsAt("[defaults]\nio_policy = \"numa\"\n", 2, 1,
                       {"unknown key 'io_policy' in [defaults]", "iopolicy", "queue_if_no_path"}));
-  EXPECT_TRUE(FailsAt("[default]\n", 1, 2, {"unknown key 'default'", "defaults, device, host, sim"}));
+  EXPECT_TRUE(FailsAt("[default]\n", 1, 2, {"unknown key 'default'", "defaults, device, host, export, sim"}));
   // A table the format does not have is as unknown as a key.
   EXPECT_TRUE(FailsAt("[sim.scsi_arrays]\n", 1, 6, {"unknown key 'scsi_arrays' in [sim]"}));
 }
@@ -479,6 +498,106 @@ TEST(ConfigErrors, ACloseMisspellingIsStillUnknown) {
 TEST(ConfigErrors, TheFirstUnknownKeyInTheFileIsTheOneNamed) {
   // toml++ sorts keys; the message must follow the file.
   EXPECT_TRUE(FailsAt("[defaults]\nzzz = 1\naaa = 2\n", 2, 1, {"'zzz'"}));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [export]
+
+TEST(ConfigExport, EveryKeyAsWritten) {
+  const Result<Config> c = Parse(R"(
+[export]
+enabled = true
+unix_socket = "/tmp/mpath-nbd.sock"
+tcp_port = 10809
+tcp_address = "::1"
+read_only = true
+default_export = "nguid.6d706174000000000000000000000001@nqn.2026-11.io.mpath.sim:subsys0/ns1"
+max_connections = 4096
+queue_depth = 1
+)");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  const ExportSettings& e = c->nbd_export;
+  EXPECT_TRUE(e.enabled);
+  EXPECT_EQ(e.unix_socket, "/tmp/mpath-nbd.sock");
+  EXPECT_EQ(e.tcp_port, 10809);
+  EXPECT_EQ(e.tcp_address, "::1");
+  EXPECT_TRUE(e.read_only);
+  EXPECT_EQ(e.default_export, "nguid.6d706174000000000000000000000001@nqn.2026-11.io.mpath.sim:subsys0/ns1");
+  EXPECT_EQ(e.max_connections, 4096u);
+  EXPECT_EQ(e.queue_depth, 1u);
+}
+
+TEST(ConfigExport, ATableLeftOutServesTheDefaultUnixSocketOnly) {
+  const Result<Config> c = Parse("");
+  ASSERT_TRUE(c.has_value()) << c.error().ToString();
+  const ExportSettings& e = c->nbd_export;
+  EXPECT_TRUE(e.enabled);
+  EXPECT_EQ(e.unix_socket, "/run/mpath/nbd.sock");
+  EXPECT_FALSE(e.tcp_port.has_value());
+  EXPECT_FALSE(e.read_only);
+  EXPECT_TRUE(e.default_export.empty());
+  EXPECT_EQ(e.max_connections, 64u);
+  EXPECT_EQ(e.queue_depth, 128u);
+}
+
+TEST(ConfigExport, TcpAloneAndDisabledWithNothingToListenOnAreFine) {
+  const Result<Config> tcp = Parse("[export]\nunix_socket = \"\"\ntcp_port = 10809\ntcp_address = \"0.0.0.0\"\n");
+  ASSERT_TRUE(tcp.has_value()) << tcp.error().ToString();
+  EXPECT_TRUE(tcp->nbd_export.unix_socket.empty());
+  EXPECT_EQ(tcp->nbd_export.tcp_port, 10809);
+  EXPECT_EQ(tcp->nbd_export.tcp_address, "0.0.0.0");
+  const Result<Config> off = Parse("[export]\nenabled = false\nunix_socket = \"\"\n");
+  ASSERT_TRUE(off.has_value()) << off.error().ToString();
+  EXPECT_FALSE(off->nbd_export.enabled);
+  // A port alone keeps the loopback default.
+  const Result<Config> port = Parse("[export]\ntcp_port = 1\n");
+  ASSERT_TRUE(port.has_value()) << port.error().ToString();
+  EXPECT_EQ(port->nbd_export.tcp_address, "127.0.0.1");
+}
+
+TEST(ConfigExport, BadValuesNameTheKey) {
+  EXPECT_TRUE(FailsAt("[export]\nenabled = \"yes\"\n", 2, 11, {"export.enabled: expected a boolean"}));
+  EXPECT_TRUE(FailsAt("[export]\nread_only = 1\n", 2, 13, {"export.read_only: expected a boolean", "an integer"}));
+  EXPECT_TRUE(FailsAt("[export]\nunix_socket = 5\n", 2, 15, {"export.unix_socket: expected a string"}));
+  EXPECT_TRUE(FailsAt("[export]\ntcp_port = 0\n", 2, 12, {"export.tcp_port: must be between 1 and 65535 (got 0)"}));
+  EXPECT_TRUE(FailsAt("[export]\ntcp_port = 65536\n", 2, 12, {"export.tcp_port: must be between 1 and 65535"}));
+  EXPECT_TRUE(FailsAt("[export]\ntcp_port = \"10809\"\n", 2, 12, {"export.tcp_port: expected an integer"}));
+  EXPECT_TRUE(FailsAt("[export]\nmax_connections = 0\n", 2, 19,
+                      {"export.max_connections: must be between 1 and 4096 (got 0)"}));
+  EXPECT_TRUE(FailsAt("[export]\nmax_connections = 4097\n", 2, 19, {"export.max_connections: must be between 1"}));
+  EXPECT_TRUE(FailsAt("[export]\nqueue_depth = -1\n", 2, 15, {"export.queue_depth: must be between 1 and 4096"}));
+  EXPECT_TRUE(FailsAt("[export]\nqueue_depth = 1.5\n", 2, 15, {"export.queue_depth: expected an integer"}));
+  EXPECT_TRUE(FailsAt("[export]\ndefault_export = \"\"\n", 2, 18, {"export.default_export: must be 1 to 4096"}));
+  EXPECT_TRUE(FailsAt("[export]\ndefault_export = \"a\\tb\"\n", 2, 18, {"export.default_export: must be"}));
+  EXPECT_TRUE(FailsAt("[export]\nunix_socket = \"/" + std::string(107, 's') + "\"\n", 2, 15,
+                      {"export.unix_socket: '/sss", "is longer than 107 bytes"}));
+  EXPECT_TRUE(FailsAt("[export]\nunix_socket = \"/tmp/a\\u0000b\"\n", 2, 15,
+                      {"export.unix_socket: must not contain a NUL byte"}));
+  EXPECT_TRUE(FailsAt("export = 3\n", 1, 10, {"export: expected a table ([export]), got an integer"}));
+}
+
+TEST(ConfigExport, TheTcpAddressIsALiteralAndOnlyWithAPort) {
+  for (const char* bad : {"localhost", "127.0.0.256", "1.2.3", "::g", "fe80::1%eth0", " 127.0.0.1", ""}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(FailsAt(fmt::format("[export]\ntcp_port = 10809\ntcp_address = \"{}\"\n", bad), 3, 15,
+                        {"export.tcp_address: '", "is not an IPv4 or IPv6 address"}));
+  }
+  EXPECT_TRUE(FailsAt("[export]\ntcp_port = 10809\ntcp_address = \"127.0.0.1\\u0000x\"\n", 3, 15,
+                      {"is not an IPv4 or IPv6 address"}));
+  EXPECT_TRUE(FailsAt("[export]\ntcp_address = \"127.0.0.1\"\n", 2, 15,
+                      {"export.tcp_address: is used only with tcp_port"}));
+  for (const char* good : {"127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1", "2001:db8::10"}) {
+    SCOPED_TRACE(good);
+    const Result<Config> c = Parse(fmt::format("[export]\ntcp_port = 10809\ntcp_address = \"{}\"\n", good));
+    ASSERT_TRUE(c.has_value()) << c.error().ToString();
+    EXPECT_EQ(c->nbd_export.tcp_address, good);
+  }
+}
+
+TEST(ConfigExport, EnabledWithNothingToListenOnIsRefused) {
+  EXPECT_TRUE(FailsAt("[export]\nunix_socket = \"\"\n", 2, 15,
+                      {"export: nothing to listen on: unix_socket is \"\" and tcp_port is not set"}));
+  EXPECT_TRUE(FailsAt("[export]\nenabled = true\nunix_socket = \"\"\n", 3, 15, {"nothing to listen on"}));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1905,7 +1905,9 @@ std::shared_ptr<Head> Fabric::FindHead(std::string_view name_alias_or_identity) 
 }
 
 std::vector<std::shared_ptr<Head>> Fabric::AllHeads() const {
-  return impl_->OnControl([impl = impl_.get()] { return impl->AllHeads(); });
+  // The registry is safe from any thread and lives from Create to destruction, so this answers on the caller's thread
+  // without a trip to the control loop: the NBD export asks from its I/O loops at every handshake.
+  return impl_->AllHeads();
 }
 
 Result<void> Fabric::SetPolicy(std::string_view head, IoPolicyKind policy) {

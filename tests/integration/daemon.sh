@@ -11,6 +11,7 @@ scratch=$3
 rm -rf "$scratch"
 mkdir -p "$scratch"
 sock=$scratch/ctl.sock
+nbd_sock=$scratch/nbd.sock  # not the config's /run/mpath/nbd.sock, which another daemon may be serving
 config=$src/examples/mpath.toml
 daemon_pid=
 
@@ -51,10 +52,11 @@ wait_show() {
 }
 start_daemon() {
   local log=$1
-  "$mpath" daemon --config "$config" --control "$sock" --io-threads 1 >"$scratch/$log.out" 2>"$scratch/$log.err" &
+  "$mpath" daemon --config "$config" --control "$sock" --nbd "$nbd_sock" --io-threads 1 >"$scratch/$log.out" 2>"$scratch/$log.err" &
   daemon_pid=$!
   local deadline=$((SECONDS + 30))
-  until [[ -S $sock ]]; do
+  # The NBD export is served after the control socket, and announced once it listens.
+  until [[ -S $sock ]] && grep -q '^nbd: serving' "$scratch/$log.out"; do
     kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon exited before serving"
     ((SECONDS < deadline)) || fail "no control socket after 30 s"
     sleep 0.1
@@ -72,12 +74,15 @@ expect_clean_exit() {
   daemon_pid=
   ((rc == 0)) || fail "the daemon exited with $rc"
   [[ ! -e $sock ]] || fail "the socket file was left behind"
+  [[ ! -e $nbd_sock ]] || fail "the NBD socket file was left behind"
 }
 
 [[ -f $config ]] || fail "missing $config"
 start_daemon daemon
 grep -q "attached to" "$scratch/daemon.out" || fail "the daemon did not report its attached paths"
 grep -q "^serving $sock" "$scratch/daemon.out" || fail "the daemon did not say where it serves"
+grep -q "^nbd: serving 6 exports on $nbd_sock " "$scratch/daemon.out" || fail "the daemon did not say where it serves NBD"
+[[ -S $nbd_sock ]] || fail "no NBD socket"
 mode=$(stat -c %a "$sock")
 [[ $mode == 600 ]] || fail "socket mode is $mode, not 600"
 

@@ -13,6 +13,7 @@
 
 #include "mpath/nvme/spec/common.h"
 #include "mpath/nvme/spec/log_ana.h"
+#include "mpath/nvme/spec/nvm_io.h"
 #include "mpath/proto/wire.h"
 
 namespace mpath::nvme {
@@ -232,6 +233,14 @@ DeviceInfo ToDeviceInfo(const ControllerSummary& controller, const NamespaceSumm
   info.reports_access_states = controller.multi_controller && ns.shared;
   info.capacity_bytes = ns.nsze * ns.block_size;
   info.block_size = ns.block_size;
+  // Read, Write and Write Zeroes count blocks in a 16-bit NLB; reads and writes are also bound by MDTS. A Dataset
+  // Management range counts 32 bits, so the NLB bound is the tighter of the two zeroing commands.
+  const std::uint64_t per_command = std::uint64_t{spec::kMaxBlocksPerCommand} * ns.block_size;
+  const std::uint64_t mdts = controller.MaxTransferBytes();
+  const std::uint64_t transfer = mdts == 0 ? per_command : std::min(per_command, mdts);
+  info.max_transfer_bytes =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(transfer, std::numeric_limits<std::uint32_t>::max()));
+  info.max_zeroing_bytes = per_command;
   return info;
 }
 

@@ -55,6 +55,7 @@ struct HeadSnapshot {
   std::vector<Entry> paths;
   bool queue_when_no_path = false;  // otherwise fail with `no_path_status`
   IoStatus no_path_status;
+  IoLimits limits;
 };
 
 // Threading: every public method is safe from any thread (serialised by an internal mutex). Timers run on the control
@@ -86,6 +87,9 @@ class Head : public std::enable_shared_from_this<Head> {
   [[nodiscard]] HeadState state() const;
   [[nodiscard]] IoPolicyKind policy() const;
   [[nodiscard]] HeadOptions options() const;
+  // The largest read or write, and the largest write-zeroes or discard, one request may ask for. Submitters that take
+  // larger requests (the NBD export) split them. Limits only tighten as paths are added, never loosen.
+  [[nodiscard]] IoLimits limits() const;
 
   // Adds a path. Refused, with the reason, when the name is taken, the geometry or identity disagrees with the head,
   // the driver's context does not fit, the head is removed, or it already has kMaxPaths paths.
@@ -149,6 +153,7 @@ class Head : public std::enable_shared_from_this<Head> {
   mutable std::mutex mu_;
   // Guarded by mu_.
   HeadOptions options_;
+  IoLimits limits_;
   std::vector<std::shared_ptr<Path>> paths_;
   PathId next_path_id_ = 1;
   HeadSnapshot snapshot_;

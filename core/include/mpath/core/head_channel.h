@@ -92,6 +92,7 @@ class HeadChannel : public std::enable_shared_from_this<HeadChannel> {
   IoPolicyKind policy_ = IoPolicyKind::kNuma;
   bool queue_when_no_path_ = false;
   IoStatus no_path_status_;
+  IoLimits limits_;
   std::vector<std::unique_ptr<Lane>> lanes_;     // every path of the current snapshot
   std::vector<std::unique_ptr<Lane>> retired_;   // removed paths that still have I/O of this channel in flight
   std::vector<Lane*> best_;                      // usable lanes of the lowest non-empty tier

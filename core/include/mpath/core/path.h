@@ -27,6 +27,19 @@ struct DeviceInfo {
   PathState initial_state = PathState::kLive;
   AccessState initial_access = AccessState::kOptimized;
   bool preferred = false;              // ALUA preferred bit (PREF), as a tie-breaker hint for personalities
+  // The most one command may carry on this path, 0 where the device sets no limit: bytes a read or write moves
+  // (NVMe MDTS and the 16-bit block count; SCSI Block Limits VPD), and bytes a write-zeroes or discard covers.
+  std::uint32_t max_transfer_bytes = 0;
+  std::uint64_t max_zeroing_bytes = 0;
+};
+
+// What one request to a head may ask for: the tightest limits of every path the head has had, so a request sized by
+// them fits whichever path it ends up on. 0: no limit.
+struct IoLimits {
+  std::uint32_t max_transfer_bytes = 0;
+  std::uint64_t max_zeroing_bytes = 0;
+
+  friend bool operator==(const IoLimits&, const IoLimits&) = default;
 };
 
 // Why a path was marked marginal.

@@ -3,8 +3,10 @@
 // every question, so an export appears when its head is made and disappears when its head is removed.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -16,7 +18,8 @@
 
 namespace mpath::daemon {
 
-// Threading: every method is safe from any thread (the fabric's own lookups are).
+// Threading: every method is safe from any thread, the fabric's loops included: it reads only the fabric's registry
+// (safe anywhere, never waiting for the control loop) and what the constructor gathered.
 class FabricExports final : public nbd::ExportCatalog {
  public:
   // `fabric` must outlive the catalog.
@@ -26,8 +29,20 @@ class FabricExports final : public nbd::ExportCatalog {
   [[nodiscard]] std::optional<nbd::Export> Find(std::string_view name) const override;
 
  private:
+  // The live heads (not removed), with their export names.
+  struct Named {
+    std::shared_ptr<Head> head;
+    std::string name;  // alias, else identity
+  };
+  [[nodiscard]] std::vector<Named> LiveHeads() const;
+  [[nodiscard]] nbd::ExportInfo InfoOf(const Named& named) const;
+  // "<vendor> <product>" of the head, when the constructor saw it; "" otherwise.
+  [[nodiscard]] std::string ModelOf(const Head& head) const;
+
+  // Constant after construction.
   const Fabric& fabric_;
   const ExportSettings settings_;
+  std::map<std::string, std::string, std::less<>> models_;  // by identity
 };
 
 // The server options [export] asks for.

@@ -132,6 +132,7 @@ class Fabric {
   [[nodiscard]] std::vector<HeadView> Heads() const;
   [[nodiscard]] Result<HeadView> FindHeadView(std::string_view name_alias_or_identity) const;
   [[nodiscard]] std::shared_ptr<Head> FindHead(std::string_view name_alias_or_identity) const;
+  // Unlike the other methods, safe from the Fabric's own loops too (it does not wait for the control loop).
   [[nodiscard]] std::vector<std::shared_ptr<Head>> AllHeads() const;
 
   Result<void> SetPolicy(std::string_view head, IoPolicyKind policy);

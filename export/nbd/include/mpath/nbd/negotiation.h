@@ -53,6 +53,19 @@ class Negotiation {
   [[nodiscard]] const std::string& close_reason() const { return close_reason_; }
 
  private:
+  void ConsumeClientFlags(std::uint32_t flags);
+  // Consumes one option (or a piece of the over-long data being skipped); 0 when `in` holds too little, or when
+  // the option closed the connection.
+  std::size_t ConsumeOption(std::span<const std::byte> in, std::vector<std::byte>& out);
+  void HandleOption(std::uint32_t option, std::span<const std::byte> data, std::vector<std::byte>& out);
+  void HandleExportName(std::span<const std::byte> name, std::vector<std::byte>& out);
+  void HandleList(std::uint32_t option, std::span<const std::byte> data, std::vector<std::byte>& out);
+  void HandleInfoOrGo(std::uint32_t option, std::span<const std::byte> data, std::vector<std::byte>& out);
+  void HandleMetaContext(std::uint32_t option, std::span<const std::byte> data, std::vector<std::byte>& out);
+  // The export's transmission flags as this connection may see them.
+  [[nodiscard]] std::uint16_t AdvertisedFlags(const ExportInfo& info) const;
+  void Close(std::string reason);
+
   const ExportCatalog& catalog_;
   const NegotiationLimits limits_;
   State state_ = State::kClientFlags;
