@@ -21,6 +21,7 @@
 
 #include "mpath/daemon/render.h"
 #include "mpath/runtime/reactor_pool.h"
+#include "mpath/runtime/unix_socket.h"
 
 namespace mpath::daemon {
 namespace {
@@ -193,51 +194,6 @@ std::optional<Errc> ErrcFromName(std::string_view name) {
   return std::nullopt;
 }
 
-// A unix socket address for `path`, or why there cannot be one.
-Result<sockaddr_un> UnixAddress(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty()) return MakeError(Errc::kInvalidArgument, "the control socket path is empty");
-  if (path.size() >= sizeof(address.sun_path)) {
-    return MakeError(Errc::kInvalidArgument, fmt::format("control socket path '{}' is longer than {} bytes", path,
-                                                         sizeof(address.sun_path) - 1));
-  }
-  std::memcpy(address.sun_path, path.data(), path.size());
-  return address;
-}
-
-// Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { Reset(); }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
-
-// Tells a stale socket file (its server is gone) from a live one.
-bool SomeoneListens(const sockaddr_un& address) {
-  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (probe.get() < 0) return false;
-  return ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
-}
-
 }  // namespace
 
 json ErrorResponse(const Error& error) {
@@ -257,28 +213,25 @@ json HandleControlRequest(Fabric& fabric, const json& request) {
 class ControlServer::Impl {
  public:
   Impl(ControlHandler handler, std::string path, ControlServerOptions options, std::unique_ptr<ReactorPool> pool,
-       Fd listener, dev_t dev, ino_t ino)
+       UnixListener listener)
       : handler_(std::move(handler)),
         path_(std::move(path)),
         options_(std::move(options)),
         pool_(std::move(pool)),
-        listener_(std::move(listener)),
-        dev_(dev),
-        ino_(ino) {}
+        listener_(std::move(listener)) {}
 
   ~Impl() {
     // Joins both threads; the worker first finishes the request it is running.
     pool_->Stop();
     for (auto& [id, connection] : connections_) ::close(connection->fd);
     connections_.clear();
-    // Remove the socket file only if it is still ours: a newer server may have replaced it.
-    struct stat st{};
-    if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
+    // Only if it is still ours: a newer server may have replaced it.
+    listener_.RemoveFile();
   }
 
   Result<void> Start() {
     // Watching before the pool starts is allowed, and then nothing races with the first accept.
-    MPATH_TRY(socket_loop().Watch(listener_.get(), EPOLLIN, [this](std::uint32_t) { Accept(); }));
+    MPATH_TRY(socket_loop().Watch(listener_.fd(), EPOLLIN, [this](std::uint32_t) { Accept(); }));
     MPATH_TRY(pool_->Start());
     return {};
   }
@@ -307,7 +260,7 @@ class ControlServer::Impl {
 
   void Accept() {
     for (;;) {
-      int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // EAGAIN; or out of fds (EMFILE), and then the pending client waits for the next round
@@ -495,9 +448,7 @@ class ControlServer::Impl {
   const std::string path_;
   const ControlServerOptions options_;
   const std::unique_ptr<ReactorPool> pool_;  // loop 0: the socket loop; loop 1: the worker
-  const Fd listener_;
-  const dev_t dev_;
-  const ino_t ino_;
+  const UnixListener listener_;
 
   // Socket loop only.
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
@@ -521,55 +472,17 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(ControlHandler hand
   if (options.max_request_bytes == 0 || options.max_clients == 0) {
     return MakeError(Errc::kInvalidArgument, "max_request_bytes and max_clients must be positive");
   }
-  sockaddr_un address = MPATH_TRY(UnixAddress(path));
-
-  struct stat existing{};
-  if (::lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) {
-      return MakeError(Errc::kAlreadyExists, fmt::format("{} exists and is not a socket; not replacing it", path));
-    }
-    if (SomeoneListens(address)) {
-      return MakeError(Errc::kAlreadyExists, fmt::format("a server already answers on {}", path));
-    }
-  }
-
-  Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (listener.get() < 0) return OsError(Errc::kInternal, "socket(AF_UNIX)", errno);
-
-  // Bind under a temporary name beside the final one, set the mode, then rename into place: no client can reach the
-  // socket before it has its mode, and a stale socket is replaced in one step.
-  static std::atomic<unsigned> serial{0};
-  std::string directory = path.substr(0, path.find_last_of('/') + 1);
-  std::string temporary = fmt::format("{}.mpath-ctl.{}.{}", directory, ::getpid(), serial++);
-  bool renaming = temporary.size() < sizeof(address.sun_path);
-  std::string bound = renaming ? temporary : path;
-  sockaddr_un bind_address = MPATH_TRY(UnixAddress(bound));
-  if (!renaming) ::unlink(path.c_str());  // the stale socket checked above
-
-  if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&bind_address), sizeof(bind_address)) != 0) {
-    return OsError(Errc::kInternal, fmt::format("cannot bind {}", path), errno);
-  }
-  auto fail = [&](std::string what, int err) {
-    ::unlink(bound.c_str());
-    return OsError(Errc::kInternal, std::move(what), err);
-  };
-  if (::chmod(bound.c_str(), options.mode) != 0) return fail(fmt::format("cannot chmod {}", path), errno);
-  if (::listen(listener.get(), 64) != 0) return fail(fmt::format("cannot listen on {}", path), errno);
-  if (renaming && ::rename(temporary.c_str(), path.c_str()) != 0) {
-    return fail(fmt::format("cannot rename {} to {}", temporary, path), errno);
-  }
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) return fail(fmt::format("cannot stat {}", path), errno);
+  UnixListener listener = MPATH_TRY(UnixListener::Listen(path, options.mode));
 
   ReactorPoolOptions pool_options;
   pool_options.loops = 2;
   auto pool = ReactorPool::Create(pool_options);
   if (!pool) {
-    ::unlink(path.c_str());
+    listener.RemoveFile();
     return std::unexpected(pool.error());
   }
   auto impl = std::make_unique<Impl>(std::move(handler), std::move(path), std::move(options), std::move(*pool),
-                                     std::move(listener), st.st_dev, st.st_ino);
+                                     std::move(listener));
   // On failure the Impl's destructor removes the socket file.
   MPATH_TRY(impl->Start());
   return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
@@ -583,8 +496,8 @@ ControlClient::ControlClient(int fd, std::string path, Nanos timeout)
 ControlClient::~ControlClient() { ::close(fd_); }
 
 Result<std::unique_ptr<ControlClient>> ControlClient::Connect(const std::string& path, Nanos timeout) {
-  sockaddr_un address = MPATH_TRY(UnixAddress(path));
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address = MPATH_TRY(UnixSocketAddress(path));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return OsError(Errc::kInternal, "socket(AF_UNIX)", errno);
   int rc;
   do {

@@ -4,8 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -16,6 +14,7 @@
 #include <utility>
 
 #include "connection.h"
+#include "mpath/runtime/unix_socket.h"
 
 namespace mpath::nbd {
 namespace {
@@ -31,101 +30,6 @@ constexpr Nanos kAcceptBackoff = std::chrono::milliseconds(100);
 
 std::unexpected<Error> SystemError(Errc code, const std::string& what, int err) {
   return MakeError(code, what + ": " + std::strerror(err));
-}
-
-// Threading: a value type.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { Reset(); }
-  [[nodiscard]] int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-struct UnixListen {
-  UniqueFd fd;
-  dev_t device = 0;
-  ino_t inode = 0;
-};
-
-Result<sockaddr_un> UnixAddress(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return MakeError(Errc::kInvalidArgument, "unix socket path '" + path + "' must have 1 to " +
-                                                 std::to_string(sizeof(address.sun_path) - 1) + " bytes");
-  }
-  std::memcpy(address.sun_path, path.data(), path.size());
-  return address;
-}
-
-// Binds a listening unix socket at `path`. The socket is bound under a temporary name, restricted to its owner and
-// only then renamed over `path`, so that no client can ever connect through a socket file with looser permissions,
-// and a stale socket file from a crashed server is replaced atomically.
-Result<UnixListen> ListenUnix(const std::string& path) {
-  const sockaddr_un address = MPATH_TRY(UnixAddress(path));
-  struct stat existing{};
-  if (::lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) {
-      return MakeError(Errc::kAlreadyExists, "'" + path + "' exists and is not a socket; not replacing it");
-    }
-    // A socket file: stale unless something still accepts on it.
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe.get() < 0) return SystemError(Errc::kInternal, "socket(AF_UNIX)", errno);
-    if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) {
-      return MakeError(Errc::kAlreadyExists, "another server is listening on '" + path + "'");
-    }
-    if (errno != ECONNREFUSED && errno != ENOENT) {
-      return SystemError(Errc::kInternal, "probing the existing socket '" + path + "'", errno);
-    }
-  } else if (errno != ENOENT) {
-    return SystemError(Errc::kInternal, "lstat '" + path + "'", errno);
-  }
-
-  UnixListen listen;
-  listen.fd = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (listen.fd.get() < 0) return SystemError(Errc::kInternal, "socket(AF_UNIX)", errno);
-  const std::string temporary = path + ".tmp" + std::to_string(::getpid());
-  auto bound = UnixAddress(temporary);
-  const bool renaming = bound.has_value();
-  if (!renaming) {
-    // No room for a temporary name: bind in place (a stale file is removed first).
-    bound = address;
-    ::unlink(path.c_str());
-  } else {
-    ::unlink(temporary.c_str());  // left over from an earlier process with our pid
-  }
-  const std::string& bound_path = renaming ? temporary : path;
-  if (::bind(listen.fd.get(), reinterpret_cast<const sockaddr*>(&*bound), sizeof(*bound)) != 0) {
-    return SystemError(Errc::kInternal, "bind '" + bound_path + "'", errno);
-  }
-  if (::chmod(bound_path.c_str(), 0600) != 0 || ::listen(listen.fd.get(), SOMAXCONN) != 0 ||
-      (renaming && ::rename(temporary.c_str(), path.c_str()) != 0)) {
-    const int err = errno;
-    ::unlink(bound_path.c_str());
-    return SystemError(Errc::kInternal, "setting up the unix socket '" + path + "'", err);
-  }
-  struct stat bound_stat{};
-  if (::lstat(path.c_str(), &bound_stat) == 0) {
-    listen.device = bound_stat.st_dev;
-    listen.inode = bound_stat.st_ino;
-  }
-  return listen;
 }
 
 Result<std::pair<UniqueFd, std::uint16_t>> ListenTcp(const NbdServerOptions::Tcp& tcp) {
@@ -186,11 +90,9 @@ class NbdServer::Impl {
   Result<void> Listen() {
     const NbdServerOptions& options = context_.options;
     if (!options.unix_path.empty()) {
-      UnixListen unix_listen = MPATH_TRY(ListenUnix(options.unix_path));
-      unix_.fd = std::move(unix_listen.fd);
-      unix_device_ = unix_listen.device;
-      unix_inode_ = unix_listen.inode;
-      unix_bound_ = true;
+      UnixListener listener = MPATH_TRY(UnixListener::Listen(options.unix_path, 0600));
+      unix_.fd = listener.TakeFd();
+      unix_file_ = std::move(listener);
     }
     if (options.tcp.has_value()) {
       auto [fd, port] = MPATH_TRY(ListenTcp(*options.tcp));
@@ -327,22 +229,15 @@ class NbdServer::Impl {
 
   // Removes the socket file only if it is still ours: another server may have replaced it since.
   void RemoveUnixSocket() {
-    if (!unix_bound_) return;
-    unix_bound_ = false;
-    const std::string& path = context_.options.unix_path;
-    struct stat now{};
-    if (::lstat(path.c_str(), &now) == 0 && now.st_dev == unix_device_ && now.st_ino == unix_inode_) {
-      ::unlink(path.c_str());
-    }
+    if (unix_file_) unix_file_->RemoveFile();
+    unix_file_.reset();
   }
 
   ServerContext context_;
   EventLoop& accept_loop_;
   std::vector<std::unique_ptr<LoopShard>> shards_;
   std::uint16_t tcp_port_ = 0;
-  bool unix_bound_ = false;
-  dev_t unix_device_ = 0;
-  ino_t unix_inode_ = 0;
+  std::optional<UnixListener> unix_file_;  // the socket file, for removal
   bool accepting_ = false;
 
   // Accept loop only, once accepting started.
