@@ -3,40 +3,9 @@
 # below 128 (no crash, no signal), within a bounded time.
 # Usage: bad_input.sh MPATH_BINARY SOURCE_TREE SCRATCH_DIR
 set -euo pipefail
-
-mpath=$1
-src=$2
-scratch=$3
-rm -rf "$scratch"
-mkdir -p "$scratch"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+init_test "$@"
 cd "$scratch"
-failures=0
-
-# expect EXIT_CODE PATTERN -- COMMAND...: COMMAND must exit with EXIT_CODE ("any" for any code in 1..127) and print
-# something matching the extended regular expression PATTERN on stderr.
-expect() {
-  local want=$1 pattern=$2
-  shift 3
-  local rc=0
-  timeout 30 "$@" >stdout.txt 2>stderr.txt </dev/null || rc=$?
-  local problem=
-  if ((rc == 124)); then
-    problem="timed out"
-  elif ((rc == 0 || rc >= 128)); then
-    problem="exit code $rc"
-  elif [[ $want != any ]] && ((rc != want)); then
-    problem="exit code $rc, not $want"
-  elif ! grep -Eq -- "$pattern" stderr.txt; then
-    problem="stderr does not match /$pattern/"
-  fi
-  if [[ -n $problem ]]; then
-    echo "FAIL: $* -> $problem" >&2
-    sed 's/^/  stderr: /' stderr.txt >&2
-    failures=$((failures + 1))
-  else
-    echo "ok: $* -> $rc: $(head -n 1 stderr.txt)"
-  fi
-}
 
 # --- Config files. The message must name the file and line, and the key at fault.
 printf '[defaults\niopolicy = "round-robin"\n' >syntax.toml
@@ -85,11 +54,11 @@ expect 2 "^export_unknown\.toml:2:[0-9]+: unknown key 'max_connection' in \[expo
 expect 2 '^export_type\.toml:2:[0-9]+: export\.read_only: expected a boolean' -- "$mpath" daemon --config export_type.toml --control ctl.sock
 # A valid file with nothing to serve is not a usage error, but the daemon must not start.
 expect 1 'no head' -- "$mpath" daemon --config empty_fabric.toml --control ctl.sock
-[[ ! -e ctl.sock ]] || { echo "FAIL: a failed daemon left its socket" >&2; failures=$((failures + 1)); }
+[[ ! -e ctl.sock ]] || note_failure "a failed daemon left its socket"
 # An NBD socket that cannot be served (its directory is a file): exit 1, the reason, and no control socket left.
 touch not_a_dir
 expect 1 'cannot serve the NBD export on not_a_dir/nbd\.sock' -- "$mpath" daemon --config "$src/examples/mpath.toml" --control ctl.sock --nbd not_a_dir/nbd.sock
-[[ ! -e ctl.sock ]] || { echo "FAIL: a daemon that could not serve NBD left its control socket" >&2; failures=$((failures + 1)); }
+[[ ! -e ctl.sock ]] || note_failure "a daemon that could not serve NBD left its control socket"
 # A TCP port already taken: the same. A listener holds the port for as long as the daemon runs.
 cat >busy_port.py <<'EOF'
 import socket, subprocess, sys
@@ -104,7 +73,7 @@ open("busy_port.toml", "w").write(text)
 sys.exit(subprocess.run([mpath, "daemon", "--config", "busy_port.toml", "--control", "ctl.sock"]).returncode)
 EOF
 expect 1 'cannot serve the NBD export on 127\.0\.0\.1:[0-9]+: .*Address already in use' -- python3 busy_port.py "$mpath" "$src/examples/mpath.toml"
-[[ ! -e ctl.sock ]] || { echo "FAIL: a daemon that could not serve NBD left its control socket" >&2; failures=$((failures + 1)); }
+[[ ! -e ctl.sock ]] || note_failure "a daemon that could not serve NBD left its control socket"
 
 # --- Arguments.
 expect 2 "unknown subcommand 'frobnicate'" -- "$mpath" frobnicate
@@ -137,8 +106,5 @@ expect 1 "cannot connect to $none" -- "$mpath" path fail a0-tp1:lun0 --control "
 expect 1 "cannot connect to $none" -- env MPATH_CONTROL="$none" "$mpath" pr read-keys db0
 expect 1 "longer than 107 bytes" -- "$mpath" list --control "/tmp/$(printf 'x%.0s' {1..120})"
 
-if ((failures > 0)); then
-  echo "bad_input: $failures failure(s)" >&2
-  exit 1
-fi
+expect_no_failures
 echo "bad_input: ok"

@@ -4,86 +4,24 @@
 # stopped by a "shutdown" request sent over the socket by hand (the protocol of docs/control.md).
 # Usage: daemon.sh MPATH_BINARY SOURCE_TREE SCRATCH_DIR
 set -euo pipefail
-
-mpath=$1
-src=$2
-scratch=$3
-rm -rf "$scratch"
-mkdir -p "$scratch"
-sock=$scratch/ctl.sock
-nbd_sock=$scratch/nbd.sock  # not the config's /run/mpath/nbd.sock, which another daemon may be serving
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+init_test "$@"
 config=$src/examples/mpath.toml
-daemon_pid=
 
-# Never leave a daemon behind, whatever happens.
-cleanup() {
-  if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$scratch"/daemon*.out "$scratch"/daemon*.err; do
-    [[ -f $log ]] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
-  done
-  exit 1
-}
-
-# A client command, bounded; its stdout is the result.
-client() { timeout 20 "$mpath" "$@" --control "$sock"; }
-# Reads JSON on stdin and evaluates a Python expression over it as `d`; fails the test when it is false.
-check_json() {
-  python3 -c 'import json, sys
-d = json.load(sys.stdin)
-if not eval("(" + sys.argv[1] + "\n)"):
-    sys.exit("JSON check failed: " + sys.argv[1] + "\n" + json.dumps(d, indent=1)[:3000])' "$1"
-}
+# Whether `show $1 -o json` satisfies the Python expression $2.
+show_satisfies() { client show "$1" -o json | check_json "$2"; }
 # Waits up to $1 seconds for `show $2 -o json` to satisfy the Python expression $3.
 wait_show() {
-  local deadline=$((SECONDS + $1))
-  while ((SECONDS < deadline)); do
-    if client show "$2" -o json | check_json "$3" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  client show "$2" -o json | check_json "$3" || fail "show $2 never satisfied: $3"
-}
-start_daemon() {
-  local log=$1
-  "$mpath" daemon --config "$config" --control "$sock" --nbd "$nbd_sock" --io-threads 1 >"$scratch/$log.out" 2>"$scratch/$log.err" &
-  daemon_pid=$!
-  local deadline=$((SECONDS + 30))
-  # The NBD export is served after the control socket, and announced once it listens.
-  until [[ -S $sock ]] && grep -q '^nbd: serving' "$scratch/$log.out"; do
-    kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon exited before serving"
-    ((SECONDS < deadline)) || fail "no control socket after 30 s"
-    sleep 0.1
-  done
-}
-# Waits up to 20 s for the daemon to exit; checks exit 0 and that the socket file is gone.
-expect_clean_exit() {
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$daemon_pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || fail "the daemon did not stop within 20 s"
-    sleep 0.1
-  done
-  local rc=0
-  wait "$daemon_pid" || rc=$?
-  daemon_pid=
-  ((rc == 0)) || fail "the daemon exited with $rc"
-  [[ ! -e $sock ]] || fail "the socket file was left behind"
-  [[ ! -e $nbd_sock ]] || fail "the NBD socket file was left behind"
+  wait_until "$1" show_satisfies "$2" "$3" || show_satisfies "$2" "$3" || fail "show $2 never satisfied: $3"
 }
 
 [[ -f $config ]] || fail "missing $config"
-start_daemon daemon
+start_daemon daemon "$config" --io-threads 1
 grep -q "attached to" "$scratch/daemon.out" || fail "the daemon did not report its attached paths"
-grep -q "^serving $sock" "$scratch/daemon.out" || fail "the daemon did not say where it serves"
+grep -q "^serving $ctl_sock" "$scratch/daemon.out" || fail "the daemon did not say where it serves"
 grep -q "^nbd: serving 6 exports on $nbd_sock " "$scratch/daemon.out" || fail "the daemon did not say where it serves NBD"
 [[ -S $nbd_sock ]] || fail "no NBD socket"
-mode=$(stat -c %a "$sock")
+mode=$(stat -c %a "$ctl_sock")
 [[ $mode == 600 ]] || fail "socket mode is $mode, not 600"
 
 # list, text: a head line per head and the paths grouped by access state.
@@ -155,13 +93,12 @@ err=$(client show nosuch 2>&1 >/dev/null) || rc=$?
 ((rc == 1)) || fail "show nosuch exited $rc"
 grep -q "no head 'nosuch'" <<<"$err" || fail "show nosuch said: $err"
 
-kill -TERM "$daemon_pid"
-expect_clean_exit
+stop_daemon
 grep -q 'SIGTERM: shutting down' "$scratch/daemon.out" || fail "no shutdown message"
 
 # Again, stopped by a request written on the socket by hand.
-start_daemon daemon2
-answer=$(timeout 20 python3 - "$sock" <<'EOF'
+start_daemon daemon2 "$config" --io-threads 1
+answer=$(timeout 20 python3 - "$ctl_sock" <<'EOF'
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])

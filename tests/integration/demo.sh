@@ -4,17 +4,11 @@
 # text mode with stdout not a terminal (the step events, one line each, then the summary table).
 # Arguments: the mpath binary, the source tree, a scratch directory.
 set -euo pipefail
-mpath=$1
-scratch=$3
-rm -rf "$scratch"
-mkdir -p "$scratch"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+init_test "$@"
 
-if ! timeout 120 "$mpath" demo --seconds 12 --json >"$scratch/demo.json" 2>"$scratch/demo.err"; then
-  echo "FAIL: mpath demo --seconds 12 --json did not exit 0"
-  cat "$scratch/demo.err"
-  head -c 6000 "$scratch/demo.json"
-  exit 1
-fi
+timeout 120 "$mpath" demo --seconds 12 --json >"$scratch/demo.json" 2>"$scratch/demo.err" ||
+  fail "mpath demo --seconds 12 --json did not exit 0" "$scratch/demo.err" "$scratch/demo.json"
 python3 - "$scratch/demo.json" <<'PY'
 import json, sys
 with open(sys.argv[1]) as f:
@@ -42,28 +36,16 @@ print(f"demo JSON: {len(heads)} heads, {sum(h['ios'] for h in heads)} I/Os, "
 PY
 
 # Text mode, stdout a file: no screen drawing, the events as they happen, then the table and the verdict.
-if ! timeout 120 "$mpath" demo --seconds 12 >"$scratch/demo.txt" 2>"$scratch/demo-text.err"; then
-  echo "FAIL: mpath demo --seconds 12 did not exit 0"
-  cat "$scratch/demo-text.err" "$scratch/demo.txt"
-  exit 1
-fi
-if grep -q $'\x1b' "$scratch/demo.txt"; then
-  echo "FAIL: terminal escapes written to a file"
-  exit 1
-fi
-grep -q '^\[ *[0-9.]*s\] inject array0 alua' "$scratch/demo.txt" || { echo "FAIL: no step event line"; cat "$scratch/demo.txt"; exit 1; }
+timeout 120 "$mpath" demo --seconds 12 >"$scratch/demo.txt" 2>"$scratch/demo-text.err" ||
+  fail "mpath demo --seconds 12 did not exit 0" "$scratch/demo-text.err" "$scratch/demo.txt"
+! grep -q $'\x1b' "$scratch/demo.txt" || fail "terminal escapes written to a file"
+grep -q '^\[ *[0-9.]*s\] inject array0 alua' "$scratch/demo.txt" || fail "no step event line" "$scratch/demo.txt"
 grep -q '^head .*I/Os .*verified .*failovers .*longest pause .*errors' "$scratch/demo.txt" ||
-  { echo "FAIL: no summary table"; cat "$scratch/demo.txt"; exit 1; }
-grep -q '^result: PASS' "$scratch/demo.txt" || { echo "FAIL: no PASS verdict"; cat "$scratch/demo.txt"; exit 1; }
+  fail "no summary table" "$scratch/demo.txt"
+grep -q '^result: PASS' "$scratch/demo.txt" || fail "no PASS verdict" "$scratch/demo.txt"
 
 # A duration that cannot be run is refused before anything starts.
-set +e
-timeout 20 "$mpath" demo --seconds 0 >"$scratch/zero.out" 2>"$scratch/zero.err"
-rc=$?
-set -e
-if [ "$rc" -ne 2 ] || ! grep -q -- '--seconds must be more than 0' "$scratch/zero.err"; then
-  echo "FAIL: --seconds 0 gave exit $rc"
-  cat "$scratch/zero.err"
-  exit 1
-fi
+expect_seconds=20
+expect 2 '--seconds must be more than 0' -- "$mpath" demo --seconds 0
+expect_no_failures
 echo "PASS: mpath demo"

@@ -13,69 +13,30 @@
 # Every client call is bounded by `timeout`. FAULT_SECONDS (default 20) sets the length of the run under faults.
 # Usage: nbd.sh MPATH_BINARY SOURCE_TREE SCRATCH_DIR
 set -euo pipefail
-
-mpath=$1
-src=$2
-scratch=$3
-rm -rf "$scratch"
-mkdir -p "$scratch"
-ctl=$scratch/ctl.sock
-nbd=$scratch/nbd.sock
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+init_test "$@"
+cd "$scratch"  # fio writes its verify state files (local-*-verify.state) to the working directory
 config=$scratch/fabric.toml
 fault_seconds=${FAULT_SECONDS:-20}
-daemon_pid=
 fault_pid=
 fio_pids=()
+fail_logs+=(faults.log)
 
-# Never leave a daemon, a fault loop or a client behind, whatever happens.
-cleanup() {
+# Run by the shared cleanup before it kills the daemon: the fault loop and the fio clients go first.
+cleanup_hook() {
   touch "$scratch/faults.stop" 2>/dev/null || true
-  local pid
-  for pid in "${fio_pids[@]}" $fault_pid; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$scratch"/daemon.out "$scratch"/daemon.err "$scratch"/faults.log; do
-    [[ -f $log ]] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
-  done
-  exit 1
+  # shellcheck disable=SC2086 # no word when no fault loop runs
+  kill_and_reap "${fio_pids[@]}" $fault_pid
 }
 
 for tool in nbdinfo nbdcopy qemu-io fio python3 cmp; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/install-deps installs it)"
 done
 
-# A control client command, bounded; its stdout is the result.
-client() { timeout 20 "$mpath" "$@" --control "$ctl"; }
-# Reads JSON on stdin and evaluates a Python expression over it as `d`; fails the test when it is false.
-check_json() {
-  python3 -c 'import json, sys
-d = json.load(sys.stdin)
-if not eval("(" + sys.argv[1] + "\n)"):
-    sys.exit("JSON check failed: " + sys.argv[1] + "\n" + json.dumps(d, indent=1)[:4000])' "$1"
-}
-# Runs a command until it succeeds, for at most $1 seconds.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
 # The nbd+unix URI of an export; names (NVMe identities hold '@', ':' and '/') are percent-encoded.
 uri() {
   python3 -c 'import sys, urllib.parse
-print("nbd+unix:///" + urllib.parse.quote(sys.argv[1], safe="") + "?socket=" + sys.argv[2])' "$1" "$nbd"
+print("nbd+unix:///" + urllib.parse.quote(sys.argv[1], safe="") + "?socket=" + sys.argv[2])' "$1" "$nbd_sock"
 }
 tcp_open() {
   python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1"
@@ -86,17 +47,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 cp "$src/tests/integration/nbd/fabric.toml" "$config"
 printf 'tcp_port = %d\ntcp_address = "127.0.0.1"\n' "$port" >>"$config"
 
-"$mpath" daemon --config "$config" --control "$ctl" --nbd "$nbd" --io-threads 2 \
-  >"$scratch/daemon.out" 2>"$scratch/daemon.err" &
-daemon_pid=$!
-deadline=$((SECONDS + 30))
-until [[ -S $ctl && -S $nbd ]]; do
-  kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon exited before serving"
-  ((SECONDS < deadline)) || fail "no control or NBD socket after 30 s"
-  sleep 0.1
-done
+start_daemon daemon "$config" --io-threads 2
 wait_until 10 tcp_open "$port" || fail "nothing listens on 127.0.0.1:$port"
-mode=$(stat -c %a "$nbd")
+mode=$(stat -c %a "$nbd_sock")
 [[ $mode == 600 ]] || fail "NBD socket mode is $mode, not 600"
 
 # The heads as `mpath list` sees them: export name (alias, else identity), head name, size, block size.
@@ -115,7 +68,7 @@ nvme4k=$(export_of nvme 4096)
 [[ -n $scsi_head && -n $nvme512 && -n $nvme4k ]] || fail "heads not as configured: $(cat "$scratch/heads.tsv")"
 
 # --- nbdinfo --list: every head, by name and size (and block size, when the server states it).
-timeout 30 nbdinfo --list --json "nbd+unix:///?socket=$nbd" >"$scratch/exports.json" || fail "nbdinfo --list"
+timeout 30 nbdinfo --list --json "nbd+unix:///?socket=$nbd_sock" >"$scratch/exports.json" || fail "nbdinfo --list"
 python3 - "$scratch/exports.json" "$scratch/heads.tsv" <<'EOF' || fail "nbdinfo --list does not match mpath list"
 import json, sys
 exports = {e["export-name"]: e for e in json.load(open(sys.argv[1]))["exports"]}
@@ -296,15 +249,5 @@ timeout 30 qemu-io -f raw -r -c "read -P $((pattern[vol0] + 2)) $(((64 << 20) - 
 echo "TCP: nbd://127.0.0.1:$port/vol0 served"
 
 # --- A clean stop.
-kill -TERM "$daemon_pid"
-deadline=$((SECONDS + 20))
-while kill -0 "$daemon_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || fail "the daemon did not stop within 20 s"
-  sleep 0.1
-done
-rc=0
-wait "$daemon_pid" || rc=$?
-daemon_pid=
-((rc == 0)) || fail "the daemon exited with $rc"
-[[ ! -e $nbd ]] || fail "the NBD socket file was left behind"
+stop_daemon
 echo "nbd: ok (${SECONDS} s)"

@@ -3,11 +3,8 @@
 # passes; a scenario file that cannot run (missing, malformed, an unknown key) exits 2 naming what is wrong.
 # Arguments: the mpath binary, the source tree, a scratch directory.
 set -euo pipefail
-mpath=$1
-src=$2
-scratch=$3
-rm -rf "$scratch"
-mkdir -p "$scratch"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+init_test "$@"
 
 count=0
 for file in "$src"/examples/scenarios/*.toml; do
@@ -17,15 +14,13 @@ for file in "$src"/examples/scenarios/*.toml; do
   # path must be caught as marginal before it heals) get too short for a loaded sanitizer build.
   seconds=6
   [ "$name" = demo ] && seconds=12
-  set +e
-  timeout 120 "$mpath" scenario run "$file" --json --seconds "$seconds" >"$scratch/$name.json" 2>"$scratch/$name.err"
-  rc=$?
-  set -e
-  if [ "$rc" -ne 0 ]; then
-    echo "FAIL: scenario $name exited $rc"
-    cat "$scratch/$name.err"
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print(" ", a) for a in d.get("assertions", [])]; [print(" ", e) for e in d.get("errors", [])[:10]]; print(" ", d.get("error", ""))' "$scratch/$name.json" || head -c 4000 "$scratch/$name.json"
-    exit 1
+  rc=0
+  timeout 120 "$mpath" scenario run "$file" --json --seconds "$seconds" >"$scratch/$name.json" 2>"$scratch/$name.err" ||
+    rc=$?
+  if ((rc != 0)); then
+    # What went wrong, from the summary: the assertions, the first errors, the refusal.
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [print(" ", a) for a in d.get("assertions", [])]; [print(" ", e) for e in d.get("errors", [])[:10]]; print(" ", d.get("error", ""))' "$scratch/$name.json" >"$scratch/$name.why" 2>&1 || head -c 4000 "$scratch/$name.json" >"$scratch/$name.why"
+    fail "scenario $name exited $rc" "$scratch/$name.err" "$scratch/$name.why"
   fi
   python3 - "$scratch/$name.json" "$name" <<'PY'
 import json, sys
@@ -37,34 +32,22 @@ print(f"scenario {sys.argv[2]}: passed ({len(summary['assertions'])} assertions,
       f"{sum(h['ios'] for h in summary['heads'])} I/Os on {len(summary['heads'])} heads)")
 PY
 done
-[ "$count" -ge 4 ] || { echo "FAIL: only $count shipped scenarios"; exit 1; }
+((count >= 4)) || fail "only $count shipped scenarios"
 
-# expect_refusal NAME WANT ARGS...: exit code 2, and WANT on stderr.
-expect_refusal() {
-  local name=$1 want=$2
-  shift 2
-  set +e
-  timeout 20 "$mpath" "$@" >"$scratch/$name.out" 2>"$scratch/$name.err"
-  local rc=$?
-  set -e
-  if [ "$rc" -ne 2 ] || ! grep -qF -- "$want" "$scratch/$name.err"; then
-    echo "FAIL: $name: exit $rc, expected 2 with '$want' on stderr"
-    cat "$scratch/$name.err"
-    exit 1
-  fi
-}
-
-expect_refusal missing "$scratch/no-such.toml" scenario run "$scratch/no-such.toml"
+# Refusals: exit 2 and the message, quoted verbatim, on stderr.
+expect_seconds=20
+refused() { expect 2 "$(regex_quote "$1")" -- "$mpath" "${@:2}"; }
+refused "$scratch/no-such.toml" scenario run "$scratch/no-such.toml"
 printf '[scenario]\nname = "x"\nduraton_secs = 3\n' >"$scratch/typo.toml"
-expect_refusal typo "$scratch/typo.toml:3:1: unknown key 'duraton_secs' in [scenario]" scenario run "$scratch/typo.toml"
+refused "$scratch/typo.toml:3:1: unknown key 'duraton_secs' in [scenario]" scenario run "$scratch/typo.toml"
 printf '[[step]]\nat_secs = 1\naction = "explode"\n' >"$scratch/action.toml"
-expect_refusal action "$scratch/action.toml:3:10: step[0].action: unknown action 'explode'" \
-  scenario run "$scratch/action.toml"
+refused "$scratch/action.toml:3:10: step[0].action: unknown action 'explode'" scenario run "$scratch/action.toml"
 printf '[scenario]\nname = "x\n' >"$scratch/syntax.toml"
-expect_refusal syntax "$scratch/syntax.toml:2:" scenario run "$scratch/syntax.toml"
-expect_refusal seconds "--seconds must be more than 0" scenario run "$src/examples/scenarios/demo.toml" --seconds -1
+refused "$scratch/syntax.toml:2:" scenario run "$scratch/syntax.toml"
+refused "--seconds must be more than 0" scenario run "$src/examples/scenarios/demo.toml" --seconds -1
 # In JSON mode the refusal is still one JSON object on stdout.
-expect_refusal json-missing "no-such.toml" scenario run "$scratch/no-such.toml" --json
+refused "no-such.toml" scenario run "$scratch/no-such.toml" --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["passed"] is False and "no-such.toml" in d["error"], d' \
-  "$scratch/json-missing.out"
+  "$scratch/stdout.txt" || note_failure "the JSON refusal is not one JSON object naming the file"
+expect_no_failures
 echo "PASS: $count scenarios, and the refusals"
