@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
 #include "mpath/testing/head_fixture.h"
 
 namespace mpath {
@@ -180,6 +185,141 @@ TEST(Head, LatencySampleIntervalMustBeAPowerOfTwo) {
     ASSERT_FALSE(valid) << bad;
     EXPECT_NE(valid.error().message().find("latency sample interval"), std::string::npos);
   }
+}
+
+
+// ---- Transfer limits (Head::limits, HeadChannel validation)
+
+// Adds an inline null path with the given limits; returns the result so that refusals can be checked.
+Result<PathId> AddLimitedPath(HeadFixture& f, std::string name, std::uint32_t max_transfer, std::uint64_t max_zeroing,
+                              NullPath** driver = nullptr) {
+  DeviceInfo info = f.DescribePath(std::move(name));
+  info.max_transfer_bytes = max_transfer;
+  info.max_zeroing_bytes = max_zeroing;
+  auto path = std::make_unique<NullPath>();
+  if (driver != nullptr) *driver = path.get();
+  return f.head().AddPath(info, std::move(path));
+}
+
+TEST(HeadLimits, TightenAsPathsAreAddedAndNeverLoosen) {
+  HeadFixture f;
+  EXPECT_EQ(f.head().limits(), IoLimits{}) << "no path, no limit";
+  f.AddPath("unlimited");
+  EXPECT_EQ(f.head().limits(), IoLimits{}) << "0 is no limit";
+
+  ASSERT_TRUE(AddLimitedPath(f, "a", 65536, 1 << 20));
+  EXPECT_EQ(f.head().limits(), (IoLimits{65536, 1 << 20}));
+  // A looser path, and one that sets only one limit, leave the other limit alone.
+  ASSERT_TRUE(AddLimitedPath(f, "b", 131072, 0));
+  EXPECT_EQ(f.head().limits(), (IoLimits{65536, 1 << 20}));
+  const PathId c = AddLimitedPath(f, "c", 0, 262144).value();
+  EXPECT_EQ(f.head().limits(), (IoLimits{65536, 262144}));
+  // Not whole blocks: rounded down, so that a request cut at the limit stays aligned.
+  ASSERT_TRUE(AddLimitedPath(f, "d", 32768 + 100, 262144 - 1));
+  EXPECT_EQ(f.head().limits(), (IoLimits{32768, 262144 - HeadFixture::kBlock}));
+
+  // Removing the tightest path does not loosen them: a request sized by the old limits may still be on its way.
+  ASSERT_TRUE(f.head().RemovePath(c));
+  EXPECT_EQ(f.head().limits(), (IoLimits{32768, 262144 - HeadFixture::kBlock}));
+  ASSERT_TRUE(AddLimitedPath(f, "e", 0, 0));
+  EXPECT_EQ(f.head().limits(), (IoLimits{32768, 262144 - HeadFixture::kBlock}));
+}
+
+TEST(HeadLimits, APathThatCannotCarryOneBlockIsRefused) {
+  HeadFixture f;
+  ASSERT_TRUE(AddLimitedPath(f, "a", 8192, 16384));
+  for (const auto& [transfer, zeroing] : {std::pair<std::uint32_t, std::uint64_t>{511, 0}, {0, 100}, {1, 1}}) {
+    auto refused = AddLimitedPath(f, "tiny", transfer, zeroing);
+    ASSERT_FALSE(refused) << transfer << " / " << zeroing;
+    EXPECT_EQ(refused.error().code(), Errc::kInvalidArgument);
+    const std::string& message = refused.error().message();
+    EXPECT_NE(message.find("'tiny'"), std::string::npos) << message;
+    EXPECT_NE(message.find("512-byte block"), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(transfer) + " / " + std::to_string(zeroing)), std::string::npos) << message;
+  }
+  EXPECT_EQ(f.head().path_count(), 1u);
+  EXPECT_EQ(f.head().limits(), (IoLimits{8192, 16384})) << "a refused path leaves the limits as they were";
+  // Exactly one block is enough.
+  ASSERT_TRUE(AddLimitedPath(f, "one-block", HeadFixture::kBlock, HeadFixture::kBlock));
+  EXPECT_EQ(f.head().limits(), (IoLimits{HeadFixture::kBlock, HeadFixture::kBlock}));
+}
+
+// Submits one request of `op` over [offset, offset + length) on `channel`; returns its status.
+IoStatus SubmitSized(HeadChannel& channel, IoOp op, std::uint64_t offset, std::uint32_t length, std::byte* buffer) {
+  IoRequest io;
+  io.op = op;
+  io.offset = offset;
+  io.length = length;
+  io.data = (op == IoOp::kRead || op == IoOp::kWrite) ? buffer : nullptr;
+  IoStatus seen = IoStatus::Of(Errc::kInternal, "not completed");
+  io.OnComplete([](IoRequest& r, void* out) { *static_cast<IoStatus*>(out) = r.status; }, &seen);
+  channel.Submit(io);  // the null path completes inline, and so does a refusal
+  return seen;
+}
+
+TEST(HeadLimits, RequestsOverTheLimitAreRefusedWithoutReachingAPath) {
+  HeadFixture f;
+  NullPath* driver = nullptr;
+  ASSERT_TRUE(AddLimitedPath(f, "a", 4096, 16384, &driver));
+  std::vector<std::byte> buffer(32768);
+  HeadChannel& channel = f.channel();
+  std::uint64_t sent = 0;
+  struct Case {
+    IoOp op;
+    std::uint32_t length;
+    bool passes;
+  };
+  for (const Case& c : {Case{IoOp::kRead, 4096, true}, Case{IoOp::kRead, 4096 + 512, false},
+                        Case{IoOp::kWrite, 4096, true}, Case{IoOp::kWrite, 8192, false},
+                        // Zeroing is held to its own limit, not to the transfer limit.
+                        Case{IoOp::kWriteZeroes, 16384, true}, Case{IoOp::kWriteZeroes, 16384 + 512, false},
+                        Case{IoOp::kDiscard, 8192, true}, Case{IoOp::kDiscard, 32768, false},
+                        Case{IoOp::kRead, 16384, false}}) {
+    const IoStatus status = SubmitSized(channel, c.op, 8192, c.length, buffer.data());
+    sent += c.passes;
+    EXPECT_EQ(status.ok(), c.passes) << static_cast<int>(c.op) << " of " << c.length << ": " << ErrcName(status.code);
+    if (!c.passes) {
+      EXPECT_EQ(status.code, Errc::kInvalidArgument);
+      ASSERT_NE(status.context, nullptr);
+      EXPECT_NE(std::string_view(status.context).find("Head::limits"), std::string_view::npos) << status.context;
+    }
+    EXPECT_EQ(driver->submitted(), sent) << "a refused request never reaches the path";
+  }
+  // A flush carries no length and is never refused for size.
+  EXPECT_TRUE(SubmitSized(channel, IoOp::kFlush, 0, 0, nullptr).ok());
+  EXPECT_EQ(driver->submitted(), sent + 1);
+}
+
+TEST(HeadLimits, NoLimitsAcceptAWholeDeviceRequest) {
+  HeadFixture f;
+  NullPath* driver = nullptr;
+  ASSERT_TRUE(AddLimitedPath(f, "a", 0, 0, &driver));
+  std::vector<std::byte> buffer(HeadFixture::kCapacity);
+  EXPECT_TRUE(SubmitSized(f.channel(), IoOp::kRead, 0, HeadFixture::kCapacity, buffer.data()).ok());
+  EXPECT_TRUE(SubmitSized(f.channel(), IoOp::kDiscard, 0, HeadFixture::kCapacity, nullptr).ok());
+  EXPECT_EQ(driver->submitted(), 2u);
+}
+
+// A channel opened before a tighter path arrived picks the new limits up with the new snapshot (the generation word),
+// so that it never sends a request the new path could not carry.
+TEST(HeadLimits, AnOpenChannelSeesLimitsTightenedLater) {
+  HeadFixture f;
+  NullPath* first = nullptr;
+  ASSERT_TRUE(AddLimitedPath(f, "a", 65536, 65536, &first));
+  std::vector<std::byte> buffer(65536);
+  HeadChannel& channel = f.channel();
+  EXPECT_TRUE(SubmitSized(channel, IoOp::kWrite, 0, 65536, buffer.data()).ok());
+  EXPECT_TRUE(SubmitSized(channel, IoOp::kWriteZeroes, 0, 65536, nullptr).ok());
+  EXPECT_EQ(first->submitted(), 2u);
+
+  NullPath* second = nullptr;
+  ASSERT_TRUE(AddLimitedPath(f, "b", 16384, 32768, &second));
+  EXPECT_EQ(SubmitSized(channel, IoOp::kWrite, 0, 65536, buffer.data()).code, Errc::kInvalidArgument);
+  EXPECT_EQ(SubmitSized(channel, IoOp::kWriteZeroes, 0, 65536, nullptr).code, Errc::kInvalidArgument);
+  EXPECT_EQ(first->submitted() + second->submitted(), 2u);
+  EXPECT_TRUE(SubmitSized(channel, IoOp::kWrite, 0, 16384, buffer.data()).ok());
+  EXPECT_TRUE(SubmitSized(channel, IoOp::kWriteZeroes, 0, 32768, nullptr).ok());
+  EXPECT_EQ(first->submitted() + second->submitted(), 4u);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "mpath/core/head.h"
@@ -360,7 +361,7 @@ TEST(RoundRobinPolicy, FallsBackToNonOptimizedOnlyWhenNoOptimizedIsUsable) {
 TEST(RoundRobinPolicy, SpreadsEvenlyOverTheMaximumNumberOfPaths) {
   PolicyHarness h(IoPolicyKind::kRoundRobin);
   std::vector<PolicyHarness::AddedPath> paths;
-  for (std::size_t i = 0; i < Head::kMaxPaths; ++i) paths.push_back(h.AddPath("p" + std::to_string(i), 0));
+  for (std::size_t i = 0; i < Head::kMaxPaths; ++i) paths.push_back(h.AddPath(fmt::format("p{}", i), 0));
   h.OpenChannel();
 
   h.Submit(2 * Head::kMaxPaths);

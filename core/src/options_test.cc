@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -373,7 +374,7 @@ TEST_F(HeadControlTest, SixtyFifthPathIsRefusedUntilOneLeaves) {
   auto head = Create(Good()).value();
   std::vector<PathId> ids;
   for (std::size_t i = 0; i < Head::kMaxPaths; ++i) {
-    auto id = head->AddPath(Path("p" + std::to_string(i)), std::make_unique<NullPath>());
+    auto id = head->AddPath(Path(fmt::format("p{}", i)), std::make_unique<NullPath>());
     ASSERT_TRUE(id.has_value()) << i << ": " << id.error().ToString();
     ids.push_back(*id);
   }

@@ -127,6 +127,12 @@ void Connection::OnHandshakeTimeout() {
 
 void Connection::ReadSocket() {
   for (std::size_t reads = 0; reads < kMaxReadsPerEvent && WantsInput(); ++reads) {
+    // Replies to what the last read brought leave before the next read: the client refills its queue while this
+    // loop goes on reading, where holding them to the end of the event left both sides waiting in turn.
+    if (reads > 0 && reply_first_ != nullptr) {
+      Flush();
+      if (phase_ == Phase::kAborted || phase_ == Phase::kDone) return;
+    }
     ssize_t n;
     if (phase_ == Phase::kTransmission && receiving_ == Receiving::kPayload && Buffered() == 0) {
       // The rest of a write's data goes straight into its slot: large payloads are not copied twice.
@@ -353,10 +359,11 @@ void Connection::Submit(Slot& slot) {
 void Connection::SubmitPieces(Slot& slot) {
   IoRequest& io = *slot.io;
   const bool has_data = io.op == IoOp::kRead || io.op == IoOp::kWrite;
-  const std::uint64_t limit = has_data ? limits_.max_transfer_bytes : limits_.max_zeroing_bytes;
   do {
     slot.next_piece_due = false;
     if (io.op != IoOp::kFlush) {
+      // Read each time: PieceDone may have taken tighter limits from the head.
+      const std::uint64_t limit = has_data ? limits_.max_transfer_bytes : limits_.max_zeroing_bytes;
       const std::uint32_t remaining = slot.length - slot.piece_done;
       io.offset = slot.offset + slot.piece_done;
       io.length = limit == 0 ? remaining : static_cast<std::uint32_t>(std::min<std::uint64_t>(remaining, limit));
@@ -376,14 +383,23 @@ void Connection::OnIoDone(IoRequest& /*io*/, void* slot) {
 
 void Connection::PieceDone(Slot& slot) {
   IoRequest& io = *slot.io;
-  const bool more = io.status.ok() && io.op != IoOp::kFlush && slot.piece_done + io.length < slot.length;
+  // A path with tighter limits joined the head after transmission began, and the channel refused a piece cut to the
+  // limits copied then. Taking the head's limits (a lock, but only on this refusal) and sending the same piece again,
+  // cut to them, serves the request; limits only tighten, so this happens at most once per path added.
+  bool resend = false;
+  if (io.status.code == Errc::kInvalidArgument && io.op != IoOp::kFlush) {
+    const IoLimits now = head_->limits();
+    resend = now != limits_;
+    limits_ = now;
+  }
+  const bool more = resend || (io.status.ok() && io.op != IoOp::kFlush && slot.piece_done + io.length < slot.length);
   if (!more) {
     Completed(slot);
     return;
   }
   Entry entry(*this);
   --in_head_;
-  slot.piece_done += io.length;
+  if (!resend) slot.piece_done += io.length;
   if (phase_ == Phase::kAborted || phase_ == Phase::kDone) {
     FreeSlot(slot);  // nobody to answer
     return;
@@ -429,7 +445,9 @@ void Connection::EncodeReply(Slot& slot, spec::Errno error, std::string_view mes
   const bool read_data = error == spec::Errno::kOk && data_ready && slot.command == spec::Command::kRead &&
                          slot.length > 0;
   slot.reply_carries_data = read_data;
-  if (!structured_) {
+  // NBD protocol "Structured reply chunk message" lets a success without data go as a simple reply even when
+  // structured replies were agreed: it is 16 bytes instead of 20 and one read for the client instead of two.
+  if (!structured_ || (error == spec::Errno::kOk && slot.command != spec::Command::kRead)) {
     // NBD protocol "Simple reply message": a failed read carries no data.
     spec::SimpleReply reply;
     EncodeSimpleReply(slot.cookie, error, reply);
@@ -443,6 +461,7 @@ void Connection::EncodeReply(Slot& slot, spec::Errno error, std::string_view mes
     EncodeReadChunk(slot.cookie, slot.offset, slot.length, head);
     slot.reply_size = Store(head, slot.reply);
   } else {
+    // A read of zero bytes: structured replies must answer reads with a chunk.
     spec::StructuredReplyHeader done;
     EncodeDoneChunk(slot.cookie, done);
     slot.reply_size = Store(done, slot.reply);

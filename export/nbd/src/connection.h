@@ -203,7 +203,7 @@ class Connection {
   std::uint64_t discard_left_ = 0;   // kDiscard: bytes of a refused write still to drop
 
   ExportInfo info_;
-  IoLimits limits_;                  // the head's, when transmission began
+  IoLimits limits_;                  // the head's; read again when it refuses a piece as too large
   bool structured_ = false;
   std::shared_ptr<Head> head_;
   std::unique_ptr<IoRequestPool> pool_;

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mpath/core/head.h"
@@ -48,11 +49,14 @@ constexpr std::uint32_t kSimpleMagic = 0x67446698;
 constexpr std::uint32_t kStructuredMagic = 0x668e33ef;
 constexpr std::uint16_t kRead = 0, kWrite = 1, kDisc = 2, kFlush = 3, kTrim = 4, kWriteZeroes = 6;
 constexpr std::uint16_t kFlagFua = 1;
-constexpr std::uint16_t kChunkNone = 0, kChunkOffsetData = 1, kChunkError = 0x8001;
+constexpr std::uint16_t kChunkOffsetData = 1, kChunkError = 0x8001;
 constexpr std::uint32_t kEio = 5, kEinval = 22, kEnospc = 28, kEshutdown = 108;
 
 void Put(Bytes& out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+  // Sized once and written by index: g++ 12 -O3 misreads push_back in this loop as an overflow.
+  const std::size_t at = out.size();
+  out.resize(at + static_cast<std::size_t>(bytes));
+  for (int i = 0; i < bytes; ++i) out[at + i] = static_cast<std::uint8_t>(value >> (8 * (bytes - 1 - i)));
 }
 std::uint64_t Get(const std::uint8_t* in, int bytes) {
   std::uint64_t value = 0;
@@ -99,6 +103,16 @@ void RunOn(EventLoop& loop, F fn) {
 class MemoryPath final : public PathDriver {
  public:
   enum class Mode { kInline, kDeferred, kHold };
+  // One command as the path received it.
+  struct Command {
+    IoOp op;
+    std::uint64_t offset;
+    std::uint32_t length;
+    friend bool operator==(const Command&, const Command&) = default;
+    friend void PrintTo(const Command& c, std::ostream* os) {
+      *os << "{op " << static_cast<int>(c.op) << ", offset " << c.offset << ", length " << c.length << "}";
+    }
+  };
 
   explicit MemoryPath(std::uint64_t capacity) : store_(capacity) {}
 
@@ -106,6 +120,7 @@ class MemoryPath final : public PathDriver {
     Executor* executor = CurrentExecutor();
     std::unique_lock lock(mu_);
     ++submitted_;
+    if (recording_) commands_.push_back({io.op, io.offset, io.length});
     max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
     if (io.fua) ++fua_writes_;
     if (io.op == IoOp::kFlush) ++flushes_;
@@ -134,6 +149,22 @@ class MemoryPath final : public PathDriver {
     std::lock_guard lock(mu_);
     fail_next_ = count;
     failure_ = status;
+  }
+  // The next `successes` requests succeed, the one after fails with `status`.
+  void FailAfter(std::size_t successes, IoStatus status) {
+    std::lock_guard lock(mu_);
+    succeed_first_ = successes;
+    fail_next_ = 1;
+    failure_ = status;
+  }
+  // From now on every command is kept for TakeCommands (which allocates on the loop, so it is off by default).
+  void RecordCommands() {
+    std::lock_guard lock(mu_);
+    recording_ = true;
+  }
+  std::vector<Command> TakeCommands() {
+    std::lock_guard lock(mu_);
+    return std::exchange(commands_, {});
   }
   bool WaitHeld(std::size_t count) {
     std::unique_lock lock(mu_);
@@ -190,10 +221,13 @@ class MemoryPath final : public PathDriver {
     {
       std::lock_guard lock(mu_);
       --in_flight_;
-      if (fail_next_ > 0) {
+      if (succeed_first_ > 0) {
+        --succeed_first_;
+      } else if (fail_next_ > 0) {
         --fail_next_;
         status = failure_;
-      } else {
+      }
+      if (status.ok()) {
         auto* at = reinterpret_cast<std::byte*>(store_.data()) + io.offset;
         switch (io.op) {
           case IoOp::kRead:
@@ -219,8 +253,11 @@ class MemoryPath final : public PathDriver {
   Mode mode_ = Mode::kInline;
   Bytes store_;
   std::vector<Held> held_;
+  std::size_t succeed_first_ = 0;  // before the failures of fail_next_
   std::size_t fail_next_ = 0;
   IoStatus failure_;
+  bool recording_ = false;
+  std::vector<Command> commands_;
   std::size_t submitted_ = 0;
   std::size_t in_flight_ = 0;
   std::size_t max_in_flight_ = 0;
@@ -486,6 +523,13 @@ class Client {
   std::map<std::uint64_t, std::uint32_t> read_lengths_;
 };
 
+// The disk behind an export and what its path can carry in one command (0: no limit).
+struct Shape {
+  std::uint64_t capacity = kCapacity;
+  std::uint32_t max_transfer_bytes = 0;
+  std::uint64_t max_zeroing_bytes = 0;
+};
+
 class NbdServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -518,21 +562,23 @@ class NbdServerTest : public ::testing::Test {
   }
 
   // A head over one memory path, exported as `name`.
-  MemoryPath& AddExport(const std::string& name, PathState state = PathState::kLive) {
+  MemoryPath& AddExport(const std::string& name, PathState state = PathState::kLive, Shape shape = {}) {
     HeadOptions options;
     const DeviceIdentity identity("naa.6001405000000000000000000000" + std::to_string(10 + heads_.size()));
-    auto head = Head::Create({name, identity, kCapacity, kBlock, options}, NeutralTemplate::Instance(),
+    auto head = Head::Create({name, identity, shape.capacity, kBlock, options}, NeutralTemplate::Instance(),
                              accept_loop())
                     .value();
-    DeviceInfo info = testing::NullPathInfo(name + "-p0", identity, kCapacity, kBlock);
+    DeviceInfo info = testing::NullPathInfo(name + "-p0", identity, shape.capacity, kBlock);
     info.initial_state = state;
-    auto driver = std::make_unique<MemoryPath>(kCapacity);
+    info.max_transfer_bytes = shape.max_transfer_bytes;
+    info.max_zeroing_bytes = shape.max_zeroing_bytes;
+    auto driver = std::make_unique<MemoryPath>(shape.capacity);
     MemoryPath& raw = *driver;
     EXPECT_TRUE(head->AddPath(info, std::move(driver)).has_value());
     Export e;
     e.info.name = name;
     e.info.description = "memory disk " + name;
-    e.info.size_bytes = kCapacity;
+    e.info.size_bytes = shape.capacity;
     e.info.block_size = kBlock;
     e.head = head;
     catalog_.Add(e);
@@ -578,8 +624,9 @@ TEST_F(NbdServerTest, GoWithStructuredRepliesWritesAndReadsBackExactBytes) {
   auto written = client->ReadReply();
   ASSERT_TRUE(written.has_value());
   EXPECT_EQ(written->cookie, 100u);
-  EXPECT_EQ(written->type, kChunkNone);
-  EXPECT_EQ(written->flags, 1);  // DONE
+  // A success without data goes as a simple reply even with structured replies agreed (the protocol allows it).
+  EXPECT_FALSE(written->structured);
+  EXPECT_EQ(written->error, 0u);
   EXPECT_TRUE(written->payload.empty());
   EXPECT_EQ(disk.Read(16384, 8192), data);
 
@@ -644,7 +691,8 @@ TEST_F(NbdServerTest, FuaFlushTrimAndWriteZeroesReachTheDisk) {
   reply = client->ReadReply();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->cookie, 2u);
-  EXPECT_EQ(reply->type, kChunkNone);
+  EXPECT_FALSE(reply->structured);
+  EXPECT_EQ(reply->error, 0u);
   EXPECT_EQ(disk.flushes(), 1u);
 
   client->SendCommand(kTrim, 3, 0, 1024);
@@ -1106,6 +1154,290 @@ TEST_F(NbdServerTest, StartRefusesBadOptionsWithAReason) {
   no_loops.unix_path = socket_path_;
   server = NbdServer::Start(catalog_, accept_loop(), {}, no_loops);
   ASSERT_FALSE(server.has_value());
+}
+
+
+// ---- Requests larger than the head's limits go down in pieces (Head::limits).
+
+constexpr std::uint32_t kPiece = 16 * 1024;         // the path's largest read or write
+constexpr std::uint64_t kZeroingPiece = 32 * 1024;  // its largest trim or write zeroes
+
+// The commands a request of `length` bytes at `offset` becomes when cut into pieces of at most `piece` bytes.
+std::vector<MemoryPath::Command> Pieces(IoOp op, std::uint64_t offset, std::uint64_t length, std::uint64_t piece) {
+  std::vector<MemoryPath::Command> out;
+  for (std::uint64_t done = 0; done < length; done += piece) {
+    out.push_back({op, offset + done, static_cast<std::uint32_t>(std::min(piece, length - done))});
+  }
+  return out;
+}
+
+// Each test runs with the path completing inside Submit and with it completing later from the loop.
+class NbdSplitTest : public NbdServerTest, public ::testing::WithParamInterface<MemoryPath::Mode> {
+ protected:
+  MemoryPath& AddLimitedExport(std::uint64_t capacity = 2 * kCapacity, std::uint32_t transfer = kPiece,
+                               std::uint64_t zeroing = kZeroingPiece) {
+    MemoryPath& disk = AddExport("disk0", PathState::kLive, Shape{capacity, transfer, zeroing});
+    disk.SetMode(GetParam());
+    disk.RecordCommands();
+    return disk;
+  }
+};
+
+TEST_P(NbdSplitTest, LargeWriteAndReadGoDownInPiecesAndMoveExactBytes) {
+  StartLoops(1);
+  MemoryPath& disk = AddLimitedExport();
+  StartServer();
+  EXPECT_EQ(heads_[0]->limits(), (IoLimits{kPiece, kZeroingPiece}));
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+
+  constexpr std::uint64_t kAt = 512 * 1024;
+  const Bytes data = Pattern(1 << 20, 20);
+  client->SendWrite(1, kAt, data);
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 1u);
+  EXPECT_EQ(reply->error, 0u);
+  EXPECT_FALSE(reply->structured);
+  EXPECT_TRUE(disk.Read(kAt, data.size()) == data);
+  const auto writes = disk.TakeCommands();
+  EXPECT_EQ(writes.size(), 64u);
+  EXPECT_EQ(writes, Pieces(IoOp::kWrite, kAt, data.size(), kPiece)) << "in order, 16 KiB each, back to back";
+
+  client->SendRead(2, kAt, 1 << 20);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 2u);
+  auto back = client->ReadData(*reply, kAt, 1 << 20);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(*back == data);
+  EXPECT_EQ(disk.TakeCommands(), Pieces(IoOp::kRead, kAt, data.size(), kPiece));
+
+  // A length that is not a multiple of the piece ends with a shorter one; simple replies carry the same bytes.
+  auto simple = Connect();
+  ASSERT_TRUE(simple->Go("disk0", false));
+  const Bytes odd = Pattern(2 * kPiece + 8 * kBlock + kBlock, 21);
+  auto odd_back = simple->WriteRead(3, kBlock, odd);
+  ASSERT_TRUE(odd_back.has_value());
+  EXPECT_TRUE(*odd_back == odd);
+  auto odd_commands = disk.TakeCommands();
+  auto expected = Pieces(IoOp::kWrite, kBlock, odd.size(), kPiece);
+  for (const auto& read : Pieces(IoOp::kRead, kBlock, odd.size(), kPiece)) expected.push_back(read);
+  EXPECT_EQ(odd_commands, expected);
+  EXPECT_EQ(expected[2].length, 9 * kBlock);
+
+  // A request within the limit is one command.
+  auto small = client->WriteRead(4, 0, Pattern(kPiece, 22));
+  ASSERT_TRUE(small.has_value());
+  const std::vector<MemoryPath::Command> one_each = {{IoOp::kWrite, 0, kPiece}, {IoOp::kRead, 0, kPiece}};
+  EXPECT_EQ(disk.TakeCommands(), one_each);
+  EXPECT_EQ(server_->Stats().request_errors, 0u);
+}
+
+TEST_P(NbdSplitTest, APieceFailingEndsTheRequestWithOneErrorAndNoMorePieces) {
+  StartLoops(1);
+  MemoryPath& disk = AddLimitedExport();
+  StartServer();
+  const Bytes before = Pattern(1 << 20, 23);
+  disk.Fill(0, before);
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+
+  // The third command of the write fails.
+  disk.FailAfter(2, IoStatus::Of(Errc::kMediumError, "write fault"));
+  const Bytes data = Pattern(1 << 20, 24);
+  client->SendWrite(1, 0, data);
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 1u);
+  EXPECT_EQ(reply->type, kChunkError);
+  EXPECT_EQ(reply->error, kEio);
+  Quiesce();
+  EXPECT_EQ(disk.TakeCommands(), Pieces(IoOp::kWrite, 0, 3 * kPiece, kPiece)) << "nothing after the failed piece";
+  EXPECT_TRUE(disk.Read(0, 2 * kPiece) == Bytes(data.begin(), data.begin() + 2 * kPiece));
+  EXPECT_TRUE(disk.Read(2 * kPiece, before.size() - 2 * kPiece) == Bytes(before.begin() + 2 * kPiece, before.end()));
+
+  // A read failing half way: one error reply and no data; the next reply on the connection is the next request's.
+  disk.FailAfter(5, IoStatus::Of(Errc::kMediumError, "unrecovered read error"));
+  client->SendRead(2, 0, 1 << 20);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 2u);
+  EXPECT_EQ(reply->type, kChunkError);
+  EXPECT_EQ(reply->error, kEio);
+  Quiesce();
+  EXPECT_EQ(disk.TakeCommands(), Pieces(IoOp::kRead, 0, 6 * kPiece, kPiece));
+
+  // The connection goes on: the whole write and read succeed now.
+  auto back = client->WriteRead(3, 0, data);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(*back == data);
+  EXPECT_EQ(disk.submitted(), 3u + 6u + 64u + 64u);
+  EXPECT_EQ(server_->Stats().request_errors, 2u);
+  EXPECT_EQ(server_->Stats().connections_open, 1u);
+}
+
+TEST_P(NbdSplitTest, TrimAndWriteZeroesSplitAtTheZeroingLimit) {
+  StartLoops(1);
+  MemoryPath& disk = AddLimitedExport();
+  StartServer();
+  const Bytes data = Pattern(1 << 20, 25);
+  disk.Fill(0, data);
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+
+  client->SendCommand(kTrim, 1, 64 * 1024, 256 * 1024);
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, 0u);
+  EXPECT_EQ(disk.TakeCommands(), Pieces(IoOp::kDiscard, 64 * 1024, 256 * 1024, kZeroingPiece));
+
+  constexpr std::uint32_t kZeroes = 100 * 1024;  // three whole pieces and a 4 KiB one
+  client->SendCommand(kWriteZeroes, 2, 512 * 1024, kZeroes);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, 0u);
+  const auto zeroes = disk.TakeCommands();
+  EXPECT_EQ(zeroes, Pieces(IoOp::kWriteZeroes, 512 * 1024, kZeroes, kZeroingPiece));
+  ASSERT_EQ(zeroes.size(), 4u);
+  EXPECT_EQ(zeroes[3].length, 4096u);
+
+  EXPECT_TRUE(disk.Read(0, 64 * 1024) == Bytes(data.begin(), data.begin() + 64 * 1024));
+  EXPECT_TRUE(disk.Read(64 * 1024, 256 * 1024) == Bytes(256 * 1024, 0));
+  EXPECT_TRUE(disk.Read(320 * 1024, 192 * 1024) == Bytes(data.begin() + 320 * 1024, data.begin() + 512 * 1024));
+  EXPECT_TRUE(disk.Read(512 * 1024, kZeroes) == Bytes(kZeroes, 0));
+  const auto after = data.begin() + 512 * 1024 + kZeroes;
+  EXPECT_TRUE(disk.Read(512 * 1024 + kZeroes, 1024) == Bytes(after, after + 1024));
+}
+
+// A path that joins the head after the client connected, with tighter limits than the head had: the connection's
+// pieces follow the head's new limits instead of being refused.
+TEST_P(NbdSplitTest, LimitsTightenedAfterTheClientConnectedAreFollowed) {
+  StartLoops(1);
+  MemoryPath& first = AddLimitedExport(2 * kCapacity, 4 * kPiece, 4 * kZeroingPiece);
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+  const Bytes data = Pattern(256 * 1024, 26);
+  client->SendWrite(1, 0, data);
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, 0u);
+  EXPECT_EQ(first.TakeCommands(), Pieces(IoOp::kWrite, 0, data.size(), 4 * kPiece));
+
+  // The second path reaches the same disk: it hands every command to the first one, which records them all.
+  // Threading: as the path it forwards to.
+  class Forward final : public PathDriver {
+   public:
+    explicit Forward(PathDriver& to) : to_(to) {}
+    void Submit(IoRequest& io) override { to_.Submit(io); }
+
+   private:
+    PathDriver& to_;
+  };
+  DeviceInfo info = testing::NullPathInfo("disk0-p1", heads_[0]->identity(), 2 * kCapacity, kBlock);
+  info.max_transfer_bytes = kPiece;
+  info.max_zeroing_bytes = kZeroingPiece;
+  ASSERT_TRUE(heads_[0]->AddPath(info, std::make_unique<Forward>(first)).has_value());
+  EXPECT_EQ(heads_[0]->limits(), (IoLimits{kPiece, kZeroingPiece}));
+
+  client->SendWrite(2, 0, data);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 2u);
+  EXPECT_EQ(reply->error, 0u) << "a piece sized by the old limits was refused";
+  EXPECT_EQ(first.TakeCommands(), Pieces(IoOp::kWrite, 0, data.size(), kPiece));
+  client->SendCommand(kWriteZeroes, 3, 0, 128 * 1024);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, 0u);
+  EXPECT_EQ(first.TakeCommands(), Pieces(IoOp::kWriteZeroes, 0, 128 * 1024, kZeroingPiece));
+  EXPECT_TRUE(first.Read(0, 128 * 1024) == Bytes(128 * 1024, 0));
+  EXPECT_TRUE(first.Read(128 * 1024, 128 * 1024) == Bytes(data.begin() + 128 * 1024, data.end()));
+  EXPECT_EQ(server_->Stats().request_errors, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Completions, NbdSplitTest,
+                         ::testing::Values(MemoryPath::Mode::kInline, MemoryPath::Mode::kDeferred),
+                         [](const ::testing::TestParamInfo<MemoryPath::Mode>& info) {
+                           return info.param == MemoryPath::Mode::kInline ? "Inline" : "Deferred";
+                         });
+
+// Stop() while a split write has a piece held in the path: Stop waits for that piece, sends no further one, and the
+// request is answered with ESHUTDOWN.
+TEST_F(NbdServerTest, StopWhileASplitRequestIsMidwayFinishesCleanly) {
+  StartLoops(1);
+  MemoryPath& disk = AddExport("disk0", PathState::kLive, Shape{kCapacity, kPiece, kZeroingPiece});
+  disk.RecordCommands();
+  StartServer();
+  disk.SetMode(MemoryPath::Mode::kHold);
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+  auto negotiating = Connect();  // on the same loop; Stop closes it at once, which shows Stop has been there
+  ASSERT_TRUE(negotiating->Greet());
+  const Bytes data = Pattern(4 * kPiece, 27);
+  client->SendWrite(1, 0, data);
+  ASSERT_TRUE(disk.WaitHeld(1));
+
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server_->Stop();
+    stopped = true;
+  });
+  EXPECT_TRUE(negotiating->Closed());
+  Quiesce();
+  EXPECT_FALSE(stopped.load()) << "the held piece still owns the request's buffer";
+  EXPECT_EQ(disk.held(), 1u);
+
+  disk.ReleaseHeld(false);
+  stopper.join();
+  EXPECT_TRUE(stopped.load());
+  EXPECT_EQ(disk.TakeCommands(), (std::vector<MemoryPath::Command>{{IoOp::kWrite, 0, kPiece}}));
+  EXPECT_TRUE(disk.Read(0, kPiece) == Bytes(data.begin(), data.begin() + kPiece));
+  EXPECT_TRUE(disk.Read(kPiece, 3 * kPiece) == Bytes(3 * kPiece, 0));
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->cookie, 1u);
+  EXPECT_EQ(reply->error, kEshutdown);
+  EXPECT_TRUE(client->Closed());
+  EXPECT_EQ(server_->Stats().connections_open, 0u);
+}
+
+// 32 MiB in 512-byte pieces is 65536 pieces; a path completing each one inside Submit must not make the connection
+// recurse once per piece (that many nested frames overflow the loop thread's stack).
+TEST_F(NbdServerTest, ManyInlinePiecesDoNotRecurse) {
+  constexpr std::uint64_t kBig = 32u << 20;
+  StartLoops(1);
+  MemoryPath& disk = AddExport("disk0", PathState::kLive, Shape{kBig, kBlock, kBlock});
+  disk.RecordCommands();
+  StartServer();
+  const Bytes data = Pattern(kBig, 28);
+  disk.Fill(0, data);
+  auto client = Connect();
+  ASSERT_TRUE(client->Go("disk0", true));
+  client->SendRead(1, 0, static_cast<std::uint32_t>(kBig));
+  auto reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  auto back = client->ReadData(*reply, 0, static_cast<std::uint32_t>(kBig));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(*back == data);
+  const auto commands = disk.TakeCommands();
+  ASSERT_EQ(commands.size(), kBig / kBlock);
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    if (commands[i] != MemoryPath::Command{IoOp::kRead, i * kBlock, kBlock}) {
+      ADD_FAILURE() << "command " << i << " at " << commands[i].offset << " of " << commands[i].length;
+      break;
+    }
+  }
+
+  // And the write direction, whose data arrives straight into the slot.
+  const Bytes other = Pattern(kBig, 29);
+  client->SendWrite(2, 0, other);
+  reply = client->ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->error, 0u);
+  EXPECT_EQ(disk.TakeCommands().size(), kBig / kBlock);
+  EXPECT_TRUE(disk.Read(0, kBig) == other);
 }
 
 }  // namespace

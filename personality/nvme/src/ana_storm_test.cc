@@ -2,6 +2,7 @@
 // namespace comes back with an ANA status. One log per controller describes every namespace, so a swap must cost each
 // controller at most two log reads (the notice's and one for the statuses that arrived while it was in flight), not
 // one per namespace.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -56,7 +57,7 @@ class AnaStormTest : public ::testing::Test {
     };
     engine_ = AnaEngine::Create(executor_, {}, std::move(callbacks)).value();
     for (ControllerKey key = 0; key < kControllers; ++key) {
-      const std::string name = "c" + std::to_string(key);
+      const std::string name = fmt::format("c{}", key);
       sim::NvmePathSpec spec{.name = name, .subsystem = "subsys0", .host_nqn = "nqn.2026-11.io.mpath:" + name,
                              .host_id = {}, .port = PortOf(key)};
       spec.host_id[0] = static_cast<std::uint8_t>(key + 1);

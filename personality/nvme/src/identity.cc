@@ -238,8 +238,11 @@ DeviceInfo ToDeviceInfo(const ControllerSummary& controller, const NamespaceSumm
   const std::uint64_t per_command = std::uint64_t{spec::kMaxBlocksPerCommand} * ns.block_size;
   const std::uint64_t mdts = controller.MaxTransferBytes();
   const std::uint64_t transfer = mdts == 0 ? per_command : std::min(per_command, mdts);
-  info.max_transfer_bytes =
-      static_cast<std::uint32_t>(std::min<std::uint64_t>(transfer, std::numeric_limits<std::uint32_t>::max()));
+  // 65536 blocks of 64 KiB do not fit 32 bits: the cap is the most whole blocks that do, so it neither wraps to 0
+  // ("no limit") nor ends mid-block.
+  constexpr std::uint64_t kMaxBytes = std::numeric_limits<std::uint32_t>::max();
+  const std::uint64_t cap = ns.block_size == 0 ? 0 : kMaxBytes - kMaxBytes % ns.block_size;
+  info.max_transfer_bytes = static_cast<std::uint32_t>(std::min(transfer, cap));
   info.max_zeroing_bytes = per_command;
   return info;
 }

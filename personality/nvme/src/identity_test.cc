@@ -515,5 +515,63 @@ TEST(DeviceInfoTest, OptInFollowsCmicAndNmic) {
   }
 }
 
+
+// ---- Transfer limits: MDTS (Base 2.0c Figure 275, in units of the 4 KiB minimum page) and the 16-bit 0's based NLB
+// of Read, Write and Write Zeroes (NVM Command Set 1.0c §3.2), so 65536 blocks at most.
+
+DeviceInfo LimitsOf(std::uint8_t mdts, std::uint32_t block_size) {
+  ControllerSummary c = Controller();
+  c.mdts = mdts;
+  NamespaceSummary ns = Namespace(1, kNguid);
+  ns.block_size = block_size;
+  const auto id = ChooseNamespaceIdentity(c, ns, std::nullopt);
+  EXPECT_TRUE(id) << id.error().ToString();
+  return ToDeviceInfo(c, ns, *id);
+}
+
+TEST(DeviceInfoTest, TransferLimitsFromTheIdentifyPages) {
+  // ControllerPage has MDTS 5 (128 KiB); NamespacePage uses 4 KiB blocks.
+  const auto c = ParseIdentifyController(ControllerPage().span());
+  const auto ns = ParseIdentifyNamespace(5, NamespacePage().span());
+  ASSERT_TRUE(c && ns);
+  const auto id = ChooseNamespaceIdentity(*c, *ns, std::nullopt);
+  ASSERT_TRUE(id) << id.error().ToString();
+  const DeviceInfo info = ToDeviceInfo(*c, *ns, *id);
+  EXPECT_EQ(info.max_transfer_bytes, 128u * 1024);
+  EXPECT_EQ(info.max_zeroing_bytes, 65536ull * 4096);
+}
+
+TEST(DeviceInfoTest, MdtsZeroLeavesTheBlockCountAsTheOnlyBound) {
+  DeviceInfo info = LimitsOf(0, 512);
+  EXPECT_EQ(info.max_transfer_bytes, 65536u * 512) << "32 MiB: 65536 blocks, not unlimited";
+  EXPECT_EQ(info.max_zeroing_bytes, 65536ull * 512);
+  info = LimitsOf(0, 4096);
+  EXPECT_EQ(info.max_transfer_bytes, 65536u * 4096);
+  EXPECT_EQ(info.max_zeroing_bytes, 65536ull * 4096);
+}
+
+TEST(DeviceInfoTest, MdtsBoundsReadsAndWritesButNotZeroing) {
+  for (const std::uint32_t block : {512u, 4096u}) {
+    SCOPED_TRACE(::testing::Message() << "block " << block);
+    DeviceInfo info = LimitsOf(5, block);
+    EXPECT_EQ(info.max_transfer_bytes, 128u * 1024);
+    EXPECT_EQ(info.max_zeroing_bytes, 65536ull * block) << "Write Zeroes moves no data: MDTS does not apply";
+    info = LimitsOf(1, block);
+    EXPECT_EQ(info.max_transfer_bytes, 8192u);
+  }
+  // A generous MDTS (2 GiB) is capped by the block count.
+  EXPECT_EQ(LimitsOf(19, 512).max_transfer_bytes, 65536u * 512);
+  EXPECT_EQ(LimitsOf(255, 4096).max_transfer_bytes, 65536u * 4096);
+}
+
+// 65536 blocks of 64 KiB are 4 GiB, more than a 32-bit byte count holds: the limit stays whole blocks and non-zero
+// (0 would read as "no limit").
+TEST(DeviceInfoTest, LargestBlocksDoNotOverflowTheTransferLimit) {
+  const DeviceInfo info = LimitsOf(0, 65536);
+  EXPECT_EQ(info.max_transfer_bytes, 65535u * 65536);
+  EXPECT_EQ(info.max_zeroing_bytes, 65536ull * 65536);
+  EXPECT_EQ(LimitsOf(20, 65536).max_transfer_bytes, 1u << 31) << "MDTS caps at 2 GiB";
+}
+
 }  // namespace
 }  // namespace mpath::nvme

@@ -206,7 +206,7 @@ class NvmePersonalityTest : public ::testing::Test {
 
   void AttachAll() {
     for (std::uint16_t port = 1; port <= 4; ++port) {
-      const std::string name = "c" + std::to_string(port);
+      const std::string name = fmt::format("c{}", port);
       transports_[port - 1] = Connect(name, port);
       auto attached = AttachController(name, transports_[port - 1]);
       ASSERT_TRUE(attached.has_value()) << attached.error().ToString();
@@ -362,7 +362,7 @@ TEST_F(NvmePersonalityTest, VerifiedWorkloadSurvivesTwoAnaSwapsWithNoErrorSurfac
   SetStates(AnaState::kOptimized, AnaState::kNonOptimized, AnaState::kInaccessible, AnaState::kInaccessible);
   AttachAll();
   for (std::uint16_t port = 1; port <= 4; ++port) {
-    san_->Faults("c" + std::to_string(port)).value()->SetLatency(200us, 100us);
+    san_->Faults(fmt::format("c{}", port)).value()->SetLatency(200us, 100us);
   }
 
   Workload workload(executor_, {heads_[0], heads_[1]});
@@ -444,7 +444,7 @@ TEST_F(NvmePersonalityTest, LastControllerGoneAndBackInsideTheWindowResumesQueue
   std::vector<std::byte> out(kBlock), in(kBlock);
   FillBlock(out, 3, 42);
   ASSERT_TRUE(Io(*channel, IoOp::kWrite, 3, out).ok());
-  for (int c = 1; c <= 4; ++c) ASSERT_TRUE(personality_->DetachController("c" + std::to_string(c)));
+  for (int c = 1; c <= 4; ++c) ASSERT_TRUE(personality_->DetachController(fmt::format("c{}", c)));
   EXPECT_EQ(head->path_count(), 0u);
   EXPECT_EQ(head->state(), HeadState::kQueueing);
 
@@ -474,7 +474,7 @@ TEST_F(NvmePersonalityTest, LastControllerGoneOutsideTheWindowFailsQueuedIoClean
   AttachAll();
   std::shared_ptr<Head> head = heads_[0];
   auto channel = head->OpenChannel(executor_);
-  for (int c = 1; c <= 4; ++c) ASSERT_TRUE(personality_->DetachController("c" + std::to_string(c)));
+  for (int c = 1; c <= 4; ++c) ASSERT_TRUE(personality_->DetachController(fmt::format("c{}", c)));
   std::vector<std::byte> in(kBlock);
   IoRequest* io = pool_.Acquire();
   io->op = IoOp::kRead;

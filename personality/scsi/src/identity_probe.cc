@@ -316,6 +316,22 @@ class LunProber {
 
 }  // namespace
 
+void ApplyBlockLimits(const std::optional<BlockLimits>& limits, DeviceInfo& info) {
+  info.max_transfer_bytes = 0;
+  info.max_zeroing_bytes = 0;
+  if (!limits || info.block_size == 0) return;
+  // Block Limits VPD (SBC-4 §6.6.4) counts blocks; 0 means the device reports no limit. Discards go down as UNMAP
+  // or WRITE SAME and zeroing as WRITE SAME, so the tighter of their limits bounds both.
+  const std::uint64_t bs = info.block_size;
+  const std::uint64_t transfer = std::uint64_t{limits->max_transfer_blocks} * bs;
+  info.max_transfer_bytes =
+      static_cast<std::uint32_t>(std::min<std::uint64_t>(transfer, std::numeric_limits<std::uint32_t>::max() / bs * bs));
+  const std::uint64_t unmap = std::uint64_t{limits->max_unmap_blocks} * bs;
+  const std::uint64_t write_same =
+      std::min(limits->max_write_same_blocks, std::numeric_limits<std::uint64_t>::max() / bs) * bs;
+  info.max_zeroing_bytes = unmap == 0 ? write_same : write_same == 0 ? unmap : std::min(unmap, write_same);
+}
+
 DeviceInfo ProbedUnit::ToDeviceInfo() const {
   DeviceInfo info;
   info.identity = identity.identity;
@@ -324,18 +340,8 @@ DeviceInfo ProbedUnit::ToDeviceInfo() const {
     info.capacity_bytes = capacity->bytes();
     info.block_size = capacity->block_size;
   }
-  if (block_limits && info.block_size != 0) {
-    // Block Limits VPD (SBC-4 §6.6.4) counts blocks; 0 means the device reports no limit. Discards go down as UNMAP
-    // or WRITE SAME and zeroing as WRITE SAME, so the tighter of their limits bounds both.
-    const std::uint64_t bs = info.block_size;
-    const std::uint64_t transfer = std::uint64_t{block_limits->max_transfer_blocks} * bs;
-    info.max_transfer_bytes =
-        static_cast<std::uint32_t>(std::min<std::uint64_t>(transfer, std::numeric_limits<std::uint32_t>::max() / bs * bs));
-    const std::uint64_t unmap = std::uint64_t{block_limits->max_unmap_blocks} * bs;
-    const std::uint64_t write_same =
-        std::min(block_limits->max_write_same_blocks, std::numeric_limits<std::uint64_t>::max() / bs) * bs;
-    info.max_zeroing_bytes = unmap == 0 ? write_same : write_same == 0 ? unmap : std::min(unmap, write_same);
-  }
+  // Without the capacity the block size is not known yet: Attach applies the limits once the head supplies it.
+  if (capacity) ApplyBlockLimits(block_limits, info);
   if (capacity_refused) {
     if (*capacity_refused == spec::asc::kLunNotReadyTargetPortStandby) {
       info.initial_access = AccessState::kStandby;

@@ -405,6 +405,132 @@ TEST_F(ProbeTest, MalformedAnswersFailTheProbeClearly) {
   ExpectError(Probe(*p1), Errc::kTargetError, "CHECK CONDITION, sense 2/04/00");
 }
 
+// --- Transfer limits from the Block Limits VPD page (SBC-4 §6.6.4), in bytes of the device's blocks.
+
+TEST_F(ProbeTest, BlockLimitsBecomeTransferAndZeroingBytes) {
+  auto array = fake::Array::Create({}, clock_);
+  ASSERT_TRUE(array) << array.error().ToString();
+  array_ = std::move(*array);
+  ASSERT_TRUE(array_->AddPortGroup({.id = 10, .state = AluaState::kActiveOptimized, .relative_ports = {1}}));
+  ASSERT_TRUE(array_->AddLogicalUnit({.lun = kLun,
+                                      .blocks = kBlocks,
+                                      .block_size = kBlockSize,
+                                      .naa = kNaa,
+                                      .serial = "limited",
+                                      .max_transfer_blocks = 256,
+                                      .max_unmap_blocks = 2048,
+                                      .max_unmap_descriptors = 4,
+                                      .max_write_same_blocks = 1024}));
+  // Not thin: the page reports no UNMAP limit, so WRITE SAME's alone bounds zeroing.
+  std::array<std::uint8_t, 16> other = kNaa;
+  other[15] ^= 0xFF;
+  ASSERT_TRUE(array_->AddLogicalUnit({.lun = 2,
+                                      .blocks = kBlocks,
+                                      .block_size = 512,
+                                      .naa = other,
+                                      .serial = "thick",
+                                      .thin = false,
+                                      .max_transfer_blocks = 128,
+                                      .max_write_same_blocks = 4096}));
+  auto p1 = Connect(1);
+
+  auto limited = Probe(*p1);
+  ASSERT_TRUE(limited) << limited.error().ToString();
+  ASSERT_TRUE(limited->block_limits);
+  DeviceInfo info = limited->ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, 256u * kBlockSize);
+  EXPECT_EQ(info.max_zeroing_bytes, 1024u * kBlockSize) << "WRITE SAME's 1024 blocks are tighter than UNMAP's 2048";
+
+  auto thick = Probe(*p1, {}, 2);
+  ASSERT_TRUE(thick) << thick.error().ToString();
+  info = thick->ToDeviceInfo();
+  EXPECT_EQ(info.block_size, 512u);
+  EXPECT_EQ(info.max_transfer_bytes, 128u * 512);
+  EXPECT_EQ(info.max_zeroing_bytes, 4096u * 512);
+}
+
+TEST_F(ProbeTest, DefaultArrayLimitsReachTheDeviceInfo) {
+  Build();
+  auto p1 = Connect(1);
+  auto a = Probe(*p1);
+  ASSERT_TRUE(a) << a.error().ToString();
+  const DeviceInfo info = a->ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, 8192u * kBlockSize);
+  EXPECT_EQ(info.max_zeroing_bytes, 0x10000ull * kBlockSize) << "min(UNMAP 0x40000, WRITE SAME 0x10000) blocks";
+}
+
+TEST_F(ProbeTest, NoBlockLimitsPageMeansNoLimits) {
+  Build();
+  array_->SetHandler(op::kInquiry, [](fake::CommandContext& c) {
+    const auto cdb = *wire::Load<spec::InquiryCdb>(std::as_bytes(c.command.cdb_bytes()));
+    if (cdb.evpd() && cdb.page_code == 0xB0) {
+      spec::SetCheckCondition(c.command, spec::SenseFormat::kFixed, asc::kInvalidFieldInCdb);
+      return;
+    }
+    c.array.DefaultHandler(c);
+  });
+  auto p1 = Connect(1);
+  auto a = Probe(*p1);
+  ASSERT_TRUE(a) << a.error().ToString();
+  ASSERT_FALSE(a->block_limits);
+  const DeviceInfo info = a->ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, 0u);
+  EXPECT_EQ(info.max_zeroing_bytes, 0u);
+  EXPECT_EQ(info.block_size, kBlockSize);
+}
+
+// ToDeviceInfo on its own, with Block Limits values a device could send.
+ProbedUnit UnitWithLimits(std::optional<BlockLimits> limits, std::uint32_t block_size = 4096) {
+  ProbedUnit unit;
+  unit.capacity = Capacity{.blocks = 1 << 20, .block_size = block_size};
+  unit.block_limits = limits;
+  return unit;
+}
+
+TEST(ProbedUnitLimitsTest, EachZeroingLimitAloneAndTheTighterOfBoth) {
+  struct Case {
+    std::uint32_t unmap;
+    std::uint64_t write_same;
+    std::uint64_t zeroing_blocks;
+  };
+  for (const Case& c : {Case{0, 0, 0}, Case{2048, 0, 2048}, Case{0, 1024, 1024}, Case{2048, 1024, 1024},
+                        Case{512, 1024, 512}}) {
+    SCOPED_TRACE(::testing::Message() << "unmap " << c.unmap << " write same " << c.write_same);
+    const BlockLimits limits{.max_unmap_blocks = c.unmap, .max_write_same_blocks = c.write_same};
+    const DeviceInfo info = UnitWithLimits(limits).ToDeviceInfo();
+    EXPECT_EQ(info.max_transfer_bytes, 0u) << "0 blocks: the device reports no limit";
+    EXPECT_EQ(info.max_zeroing_bytes, c.zeroing_blocks * 4096);
+  }
+  EXPECT_EQ(UnitWithLimits(BlockLimits{.max_transfer_blocks = 64}, 512).ToDeviceInfo().max_transfer_bytes, 32768u);
+}
+
+TEST(ProbedUnitLimitsTest, AbsentPageGivesNoLimits) {
+  const DeviceInfo info = UnitWithLimits(std::nullopt).ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, 0u);
+  EXPECT_EQ(info.max_zeroing_bytes, 0u);
+}
+
+// The page's 32- and 64-bit block counts times the block size overflow the byte fields: they are capped at the most
+// whole blocks that fit, never wrapped (a wrap could land on 0, "no limit", or on a tiny limit).
+TEST(ProbedUnitLimitsTest, HugeValuesAreCappedNotWrapped) {
+  constexpr std::uint32_t kMax32 = 0xFFFF'FFFF;
+  constexpr std::uint64_t kMax64 = 0xFFFF'FFFF'FFFF'FFFF;
+  DeviceInfo info = UnitWithLimits(BlockLimits{.max_transfer_blocks = kMax32, .max_unmap_blocks = 0,
+                                               .max_write_same_blocks = kMax64})
+                        .ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, kMax32 - 4095) << "the largest multiple of 4096 below 2^32";
+  EXPECT_EQ(info.max_zeroing_bytes, kMax64 - 4095);
+
+  info = UnitWithLimits(BlockLimits{.max_transfer_blocks = 1u << 20, .max_unmap_blocks = kMax32,
+                                    .max_write_same_blocks = kMax64})
+             .ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, kMax32 - 4095) << "2^20 blocks of 4 KiB are exactly 2^32 bytes";
+  EXPECT_EQ(info.max_zeroing_bytes, std::uint64_t{kMax32} * 4096) << "UNMAP's count fits 64 bits of bytes";
+
+  info = UnitWithLimits(BlockLimits{.max_transfer_blocks = (1u << 23) + 1}, 512).ToDeviceInfo();
+  EXPECT_EQ(info.max_transfer_bytes, kMax32 - 511);
+}
+
 // --- Link faults from the simulated SAN.
 
 class ProbeOverSanTest : public ::testing::Test {

@@ -131,6 +131,7 @@ void ScsiPersonality::Attach(ScsiPathSpec spec, const ProbedUnit& unit, AttachCa
     }
     info.capacity_bytes = existing->capacity_bytes();
     info.block_size = existing->block_size();
+    ApplyBlockLimits(unit.block_limits, info);
   }
   // A head that holds our PR key must see a new path registered before it carries I/O.
   if (existing != nullptr) {

@@ -25,7 +25,8 @@ constexpr std::uint64_t kBlocks = 4096;
 
 class PersonalityTest : public ::testing::Test {
  protected:
-  void Build(MultipathMode mode, std::uint8_t tpgs = 0x3, ScsiPersonalityOptions personality_options = {}) {
+  void Build(MultipathMode mode, std::uint8_t tpgs = 0x3, ScsiPersonalityOptions personality_options = {},
+             std::uint32_t block_size = kBlock) {
     san_ = std::move(sim::SimSan::Create({.clock = &clock_, .seed = 9})).value();
     fake::ArrayConfig config;
     config.tpgs = tpgs;
@@ -36,8 +37,8 @@ class PersonalityTest : public ::testing::Test {
                                       .relative_ports = {3, 4}}));
     fake::LogicalUnitConfig lu;
     lu.lun = 0;
-    lu.blocks = kBlocks;
-    lu.block_size = kBlock;
+    lu.blocks = kBlocks * kBlock / block_size;
+    lu.block_size = block_size;
     lu.naa = {0x60, 0x01, 0x40, 0x50, 0xab, 0xcd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
     lu.serial = "lu0";
     ASSERT_TRUE(array_->AddLogicalUnit(lu));
@@ -132,6 +133,25 @@ TEST_F(PersonalityTest, FourPathsMakeOneHeadWhosePathsFollowAlua) {
   EXPECT_EQ(AccessOf("p2"), AccessState::kOptimized);
   EXPECT_EQ(AccessOf("p3"), AccessState::kNonOptimized);
   EXPECT_EQ(AccessOf("p4"), AccessState::kNonOptimized);
+}
+
+// A standby port refuses READ CAPACITY, so its path learns the block size from the head; its Block Limits (counted in
+// blocks) must be converted with that block size, not the 512 bytes assumed before it is known.
+TEST_F(PersonalityTest, AStandbyPathOfA4KUnitKeepsTheHeadsTransferLimits) {
+  Build(MultipathMode::kOn, 0x3, {}, 4096);
+  ASSERT_TRUE(array_->SetAccessState(2, AluaState::kStandby));
+  auto active = AttachPort(1);
+  ASSERT_TRUE(active.has_value()) << active.error().ToString();
+  head_ = active->head;
+  const IoLimits from_active = head_->limits();
+  ASSERT_NE(from_active.max_transfer_bytes, 0u) << "the fake array reports Block Limits";
+  ASSERT_EQ(from_active.max_transfer_bytes % 4096, 0u);
+
+  auto standby = AttachPort(3);
+  ASSERT_TRUE(standby.has_value()) << standby.error().ToString();
+  ASSERT_EQ(standby->head, head_);
+  EXPECT_EQ(AccessOf("p3"), AccessState::kStandby);
+  EXPECT_EQ(head_->limits(), from_active);
 }
 
 TEST_F(PersonalityTest, IoSurvivesAnAccessStateSwapWithNoErrorAndMovesToTheNewOptimizedGroup) {

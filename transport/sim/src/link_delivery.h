@@ -88,6 +88,11 @@ void Route(LinkFaults& faults, Command& command, LinkVerdict verdict, Nanos time
   // An answer that would arrive after the timeout is, to the initiator, a lost answer.
   const LinkAction action = verdict.delay >= timeout ? LinkAction::kDropCompletion : verdict.action;
   if (action == LinkAction::kDropCompletion) DroppedAnswer<Command>::Arm(command, timeout);
+  if (verdict.delay <= Nanos(0) || command.executor == nullptr) {
+    // Sent at once: the link Decide has just found up has had no time on the wire to go down in.
+    send();
+    return;
+  }
   auto forward = [&faults, &command, action, send] {
     // The link may have gone down while the command was on the wire.
     if (action == LinkAction::kDeliver && faults.IsDown()) {
@@ -96,11 +101,7 @@ void Route(LinkFaults& faults, Command& command, LinkVerdict verdict, Nanos time
     }
     send();
   };
-  if (verdict.delay <= Nanos(0) || command.executor == nullptr) {
-    forward();
-  } else {
-    command.executor->ScheduleAfter(verdict.delay, std::move(forward));
-  }
+  command.executor->ScheduleAfter(verdict.delay, std::move(forward));
 }
 
 }  // namespace mpath::sim::internal

@@ -94,9 +94,12 @@ LogicalUnit* ArrayState::FindLu(std::uint64_t lun) {
 }
 
 void ArrayState::Tick() {
-  const TimePoint now = clock.Now();
+  // Runs before every command: the clock is read only while some group is transitioning.
+  std::optional<TimePoint> now;
   for (PortGroup& g : groups) {
-    if (g.transition_ends && now >= *g.transition_ends) {
+    if (!g.transition_ends) continue;
+    if (!now) now = clock.Now();
+    if (*now >= *g.transition_ends) {
       g.transition_ends.reset();
       // LIO reports the end of a transition with a second 2A/06 (NOTES.md, trans_delay_msecs).
       QueueUnitAttentionEverywhere(spec::asc::kAsymmetricAccessStateChanged);

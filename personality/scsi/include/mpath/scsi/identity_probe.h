@@ -44,9 +44,13 @@ struct ProbedUnit {
   std::vector<std::byte> vpd83;                   // the Device Identification page as received
 
   // The core's view: identity, reports_access_states, capacity_bytes and block_size (0 and 512 when the capacity is
-  // unknown), and as initial_access the state a refused READ CAPACITY implies. Name and transport are left empty.
+  // unknown), the transfer limits (only with the capacity: they are counted in blocks), and as initial_access the
+  // state a refused READ CAPACITY implies. Name and transport are left empty.
   [[nodiscard]] DeviceInfo ToDeviceInfo() const;
 };
+
+// Sets `info`'s transfer limits from a Block Limits page for `info.block_size`; none when the page is absent.
+void ApplyBlockLimits(const std::optional<BlockLimits>& limits, DeviceInfo& info);
 
 using ProbeCallback = std::move_only_function<void(Result<ProbedUnit>)>;
 
