@@ -608,18 +608,7 @@ void Connection::Abort(bool violation) {
   if (phase_ == Phase::kAborted || phase_ == Phase::kDone) return;
   if (violation) server_.violations.fetch_add(1, std::memory_order_relaxed);
   phase_ = Phase::kAborted;
-  if (handshake_timer_ != 0) {
-    loop_.Cancel(handshake_timer_);
-    handshake_timer_ = 0;
-  }
-  if (watch_ != 0) {
-    loop_.Unwatch(watch_);
-    watch_ = 0;
-  }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  CloseSocket();
   // Replies that can no longer be sent and a write whose data will never arrive.
   while (reply_first_ != nullptr) {
     Slot& slot = *reply_first_;
@@ -634,14 +623,7 @@ void Connection::Abort(bool violation) {
   }
 }
 
-void Connection::FailHandshake() {
-  if (handshake_counted_) return;
-  handshake_counted_ = true;
-  server_.handshakes_failed.fetch_add(1, std::memory_order_relaxed);
-}
-
-void Connection::Finish() {
-  phase_ = Phase::kDone;
+void Connection::CloseSocket() {
   if (handshake_timer_ != 0) {
     loop_.Cancel(handshake_timer_);
     handshake_timer_ = 0;
@@ -654,6 +636,17 @@ void Connection::Finish() {
     ::close(fd_);
     fd_ = -1;
   }
+}
+
+void Connection::FailHandshake() {
+  if (handshake_counted_) return;
+  handshake_counted_ = true;
+  server_.handshakes_failed.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Connection::Finish() {
+  phase_ = Phase::kDone;
+  CloseSocket();
   // Not now: this may run inside a completion hook, with the head's channel still using the request.
   loop_.Post([this] { Destroy(); });
 }

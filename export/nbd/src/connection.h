@@ -159,6 +159,8 @@ class Connection {
   void UpdateInterest();
   void MaybeFinish();
   void Abort(bool violation);
+  // Stops the handshake timer and the watch, then closes the socket.
+  void CloseSocket();
   void FailHandshake();
   void Finish();
   void Destroy();
